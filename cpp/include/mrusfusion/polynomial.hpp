@@ -1,0 +1,180 @@
+// Polynomial link f(x, g) = sum_{p+q<=d} c_pq x^p g^q (DESIGN.md sec. 3), coefficients q-major:
+// for q = 0..d, for p = 0..d-q. Value and both partials are evaluated in one pass.
+#pragma once
+#include <cmath>
+
+#include "common.hpp"
+#include "stencils.hpp"
+
+namespace mrusfusion::detail {
+
+constexpr int kMaxDegree = 10;
+
+inline int n_coeffs(int degree) { return (degree + 1) * (degree + 2) / 2; }
+
+// f, f_x, f_g at one pixel. Horner in x for each power of g, then Horner in g.
+template <class T>
+inline void poly_point(const T* MRF_RESTRICT c, int d, T x, T g, T& f, T& fx, T& fg) {
+  // Row q of the coefficient table starts at off(q) = sum_{r<q} (d - r + 1).
+  T F = 0, FX = 0, FG = 0;
+  int off = n_coeffs(d);
+  for (int q = d; q >= 0; --q) {
+    off -= d - q + 1;
+    const T* cq = c + off;
+    T pq = 0, dpq = 0;
+    for (int p = d - q; p >= 0; --p) {
+      dpq = dpq * x + pq;
+      pq = pq * x + cq[p];
+    }
+    FG = FG * g + F;
+    F = F * g + pq;
+    FX = FX * g + dpq;
+  }
+  f = F;
+  fx = FX;
+  fg = FG;
+}
+
+// Evaluate the link at x with g = gradient(x) (computed here from the stencil).
+// Writes f, f_x, f_g where the pointers are non-null. When v is given, returns
+// sum_i m_i (v_i - f_i)^2 (m = mask, or 1), else 0.
+template <class T>
+double coupling_eval(const T* MRF_RESTRICT x, idx n1, idx n2, const GradSpec& spec,
+                     const T* MRF_RESTRICT c, int d, const T* MRF_RESTRICT v,
+                     const T* MRF_RESTRICT mask, T* MRF_RESTRICT f, T* MRF_RESTRICT fx,
+                     T* MRF_RESTRICT fg, int threads) {
+  const T uv = static_cast<T>(spec.uv), uh = static_cast<T>(spec.uh);
+  const T eps2 = static_cast<T>(spec.eps * spec.eps);
+  const bool mag = spec.mode == GradMode::magnitude;
+  return sum_rows(n1, threads, [&](idx i) {
+    const T* r = x + i * n2;
+    const T* rn = x + next_row(i, n1) * n2;
+    double s = 0.0;
+    for (idx j = 0; j < n2; ++j) {
+      const idx jp = j + 1 == n2 ? 0 : j + 1;
+      const T dh = r[jp] - r[j], dv = rn[j] - r[j];
+      const T g = mag ? std::sqrt(dh * dh + dv * dv + eps2) : uv * dv + uh * dh;
+      T F, FX, FG;
+      poly_point(c, d, r[j], g, F, FX, FG);
+      const idx k = i * n2 + j;
+      if (f) f[k] = F;
+      if (fx) fx[k] = FX;
+      if (fg) fg[k] = FG;
+      if (v) {
+        const double e = static_cast<double>(v[k]) - static_cast<double>(F);
+        s += mask ? static_cast<double>(mask[k]) * e * e : e * e;
+      }
+    }
+    return s;
+  });
+}
+
+// out = scale * J^T r for the map x -> f(x, g(x)), with r = m (a - b) when b is given, else r = a:
+//   directional: J^T r = f_x r + Du^T (f_g r)
+//   magnitude:   J^T r = f_x r + Dh^T (f_g r Dh x / g) + Dv^T (f_g r Dv x / g)
+// w1 (and w2 for the magnitude variant) are caller-owned work images.
+template <class T>
+void jacobian_transpose(const T* MRF_RESTRICT x, idx n1, idx n2, const GradSpec& spec,
+                        const T* MRF_RESTRICT a, const T* MRF_RESTRICT b,
+                        const T* MRF_RESTRICT mask, const T* MRF_RESTRICT fx,
+                        const T* MRF_RESTRICT fg, double scale, T* MRF_RESTRICT w1,
+                        T* MRF_RESTRICT w2, T* MRF_RESTRICT out, int threads) {
+  const T sc = static_cast<T>(scale);
+  const T uv = static_cast<T>(spec.uv), uh = static_cast<T>(spec.uh);
+  const T eps2 = static_cast<T>(spec.eps * spec.eps);
+  const bool mag = spec.mode == GradMode::magnitude;
+  for_rows(n1, threads, [&](idx i) {
+    const T* xr = x + i * n2;
+    const T* xn = x + next_row(i, n1) * n2;
+    for (idx j = 0; j < n2; ++j) {
+      const idx k = i * n2 + j;
+      T r = b ? a[k] - b[k] : a[k];
+      if (mask) r *= mask[k];
+      r *= sc;
+      out[k] = fx[k] * r;
+      const T t = fg[k] * r;
+      if (mag) {
+        const idx jp = j + 1 == n2 ? 0 : j + 1;
+        const T dh = xr[jp] - xr[j], dv = xn[j] - xr[j];
+        const T ig = T(1) / std::sqrt(dh * dh + dv * dv + eps2);
+        w1[k] = t * dh * ig;
+        w2[k] = t * dv * ig;
+      } else {
+        w1[k] = t;
+      }
+    }
+  });
+  for_rows(n1, threads, [&](idx i) {
+    const T* r1 = w1 + i * n2;
+    const T* p1 = w1 + prev_row(i, n1) * n2;
+    T* o = out + i * n2;
+    if (mag) {
+      const T* p2 = w2 + prev_row(i, n1) * n2;
+      const T* r2 = w2 + i * n2;
+      for_row(n2, [&](idx j, idx jm, idx) { o[j] += (r1[jm] - r1[j]) + (p2[j] - r2[j]); });
+    } else {
+      for_row(n2, [&](idx j, idx jm, idx) { o[j] += uv * (p1[j] - r1[j]) + uh * (r1[jm] - r1[j]); });
+    }
+  });
+}
+
+// Normal equations of the least-squares fit y ~ sum_k c_k t^p s^q with t = (x - x_c) / x_s and
+// s = g / g_s (scaled features keep the Gram matrix well conditioned), weighted by the mask.
+// Accumulated in one pass without storing the feature matrix; gram is nc x nc (row-major), rhs nc.
+// Returns sum m y^2.
+template <class T>
+double poly_normal_equations(const T* MRF_RESTRICT x, const T* MRF_RESTRICT g,
+                             const T* MRF_RESTRICT y, const T* MRF_RESTRICT mask, idx n1, idx n2,
+                             int d, double x_c, double x_s, double g_s, double* gram, double* rhs,
+                             int threads) {
+  const int nc = n_coeffs(d);
+  const size_t blk = static_cast<size_t>(nc) * (nc + 1);
+  std::vector<double> part(static_cast<size_t>(n1) * blk, 0.0);
+  std::vector<double> yy(static_cast<size_t>(n1), 0.0);
+#pragma omp parallel num_threads(clamp_threads(threads))
+  {
+    double feat[n_coeffs(kMaxDegree)];
+    double tp[kMaxDegree + 1], sq[kMaxDegree + 1];
+#pragma omp for schedule(static)
+    for (idx i = 0; i < n1; ++i) {
+      double* G = part.data() + static_cast<size_t>(i) * blk;
+      double* B = G + static_cast<size_t>(nc) * nc;
+      double acc = 0.0;
+      for (idx j = 0; j < n2; ++j) {
+        const idx k = i * n2 + j;
+        const double w = mask ? static_cast<double>(mask[k]) : 1.0;
+        if (w == 0.0) continue;
+        const double t = (static_cast<double>(x[k]) - x_c) / x_s, s = static_cast<double>(g[k]) / g_s;
+        tp[0] = sq[0] = 1.0;
+        for (int p = 1; p <= d; ++p) {
+          tp[p] = tp[p - 1] * t;
+          sq[p] = sq[p - 1] * s;
+        }
+        int n = 0;
+        for (int q = 0; q <= d; ++q)
+          for (int p = 0; p <= d - q; ++p) feat[n++] = tp[p] * sq[q];
+        const double yk = static_cast<double>(y[k]);
+        acc += w * yk * yk;
+        for (int a = 0; a < nc; ++a) {
+          const double wa = w * feat[a];
+          B[a] += wa * yk;
+          double* Ga = G + static_cast<size_t>(a) * nc;
+          for (int bb = a; bb < nc; ++bb) Ga[bb] += wa * feat[bb];
+        }
+      }
+      yy[static_cast<size_t>(i)] = acc;
+    }
+  }
+  for (int a = 0; a < nc * (nc + 1); ++a) {
+    double s = 0.0;
+    for (idx i = 0; i < n1; ++i) s += part[static_cast<size_t>(i) * blk + a];
+    if (a < nc * nc) gram[a] = s; else rhs[a - nc * nc] = s;
+  }
+  for (int a = 0; a < nc; ++a)
+    for (int bb = 0; bb < a; ++bb) gram[a * nc + bb] = gram[bb * nc + a];
+  double s = 0.0;
+  for (double v : yy) s += v;
+  return s;
+}
+
+}  // namespace mrusfusion::detail

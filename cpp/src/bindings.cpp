@@ -51,15 +51,29 @@ py::array_t<T, py::array::c_style> input(const py::array& a, const char* name, i
   return py::array_t<T, py::array::c_style>::ensure(a);
 }
 
+// Optional input: None gives a null pointer to the kernel.
 template <class T>
-py::array_t<T, py::array::c_style> opt_input(const py::object& o, const char* name, idx n1, idx n2) {
-  if (o.is_none()) return py::array_t<T, py::array::c_style>();
-  return input<T>(py::array::ensure(o), name, n1, n2);
+struct Opt {
+  py::array_t<T, py::array::c_style> arr;
+  bool given = false;
+  const T* data() const { return given ? arr.data() : nullptr; }
+  py::ssize_t ndim() const { return given ? arr.ndim() : 0; }
+};
+
+template <class T>
+Opt<T> opt_input(const py::object& o, const char* name, idx n1, idx n2) {
+  Opt<T> r;
+  if (o.is_none()) return r;
+  if (!py::isinstance<py::array>(o))
+    throw py::type_error(std::string("`") + name + "` must be a NumPy array or None");
+  r.arr = input<T>(py::reinterpret_borrow<py::array>(o), name, n1, n2);
+  r.given = true;
+  return r;
 }
 
 template <class T>
-const T* ptr(const py::array_t<T, py::array::c_style>& a) {
-  return a.ndim() ? a.data() : nullptr;
+const T* ptr(const Opt<T>& a) {
+  return a.data();
 }
 
 // Caller-owned output: exact dtype and shape, C-contiguous and writeable (never copied).
@@ -76,8 +90,9 @@ T* output(py::array& a, const char* name, idx n1, idx n2) {
 template <class T>
 T* opt_output(const py::object& o, const char* name, idx n1, idx n2) {
   if (o.is_none()) return nullptr;
-  py::array a = py::array::ensure(o);
-  if (!a) throw py::type_error(std::string("`") + name + "` must be a NumPy array or None");
+  if (!py::isinstance<py::array>(o))
+    throw py::type_error(std::string("`") + name + "` must be a NumPy array or None");
+  py::array a = py::reinterpret_borrow<py::array>(o);
   return output<T>(a, name, n1, n2);
 }
 

@@ -10,7 +10,7 @@ namespace mrusfusion::detail {
 
 constexpr int kMaxDegree = 10;
 
-inline int n_coeffs(int degree) { return (degree + 1) * (degree + 2) / 2; }
+constexpr int n_coeffs(int degree) { return (degree + 1) * (degree + 2) / 2; }
 
 // f, f_x, f_g at one pixel. Horner in x for each power of g, then Horner in g.
 template <class T>

@@ -1,0 +1,145 @@
+"""Argument checks and the dtype policy, in one place.
+
+Policy (as scikit-image): float32 stays float32, float64 stays float64, every other real dtype
+(integers, bool, float16, big-endian floats) becomes float64; complex input is refused. Arrays
+come back C-contiguous, native byte order and owned (never a view of the caller's array, so
+nothing we do can touch the caller's data).
+"""
+from __future__ import annotations
+
+import numbers
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+
+from ._config import get_num_threads
+
+
+def float_dtype(dtype) -> np.dtype:
+    """The working dtype for input of ``dtype`` (float32 stays float32, else float64)."""
+    dtype = np.dtype(dtype)
+    return np.dtype(np.float32) if dtype == np.float32 else np.dtype(np.float64)
+
+
+def as_image(a, name: str, *, dtype=None, min_size: int = 2, allow_nonfinite: bool = False) -> np.ndarray:
+    """Validate a 2-D real image and return a C-contiguous native-endian float copy.
+
+    Parameters
+    ----------
+    a : array_like
+        The image.
+    name : str
+        Argument name, used in error messages.
+    dtype : dtype, optional
+        Force this float dtype; default: the dtype policy above.
+    min_size : int
+        Minimum size of each axis.
+    """
+    if isinstance(a, (str, bytes)) or a is None:
+        raise TypeError(f"`{name}` must be a 2-D array of real numbers, got {type(a).__name__}")
+    try:
+        arr = np.asarray(a)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"`{name}` must be a 2-D array of real numbers ({exc})") from None
+    if arr.dtype == object or arr.dtype.kind not in "biuf":
+        if arr.dtype.kind == "c":
+            raise TypeError(f"`{name}` must be real, got complex dtype {arr.dtype}")
+        raise TypeError(f"`{name}` must be a 2-D array of real numbers, got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(f"`{name}` must be a 2-D array, got shape {arr.shape}")
+    if min(arr.shape) < min_size:
+        raise ValueError(f"`{name}` must be at least {min_size}x{min_size} pixels, got shape {arr.shape}")
+    out_dtype = float_dtype(arr.dtype) if dtype is None else np.dtype(dtype)
+    out = np.array(arr, dtype=out_dtype.newbyteorder("="), order="C", copy=True)
+    if not allow_nonfinite and not np.isfinite(out).all():
+        bad = int(np.size(out) - np.count_nonzero(np.isfinite(out)))
+        raise ValueError(f"`{name}` contains {bad} NaN or infinite value(s)")
+    return out
+
+
+def as_mask(mask, name: str, shape: Tuple[int, int], dtype) -> Optional[np.ndarray]:
+    """A boolean (or 0..1 weight) mask of ``shape`` as a float array of ``dtype``, or None."""
+    if mask is None:
+        return None
+    m = np.asarray(mask)
+    if m.dtype.kind not in "biuf":
+        raise TypeError(f"`{name}` must be a boolean or real array, got dtype {m.dtype}")
+    if m.shape != tuple(shape):
+        raise ValueError(f"`{name}` must have shape {tuple(shape)} (the US grid), got {m.shape}")
+    m = np.ascontiguousarray(m, dtype=dtype)
+    if not np.isfinite(m).all() or (m < 0).any() or (m > 1).any():
+        raise ValueError(f"`{name}` must hold values in [0, 1] (or booleans)")
+    if not m.any():
+        raise ValueError(f"`{name}` selects no pixel")
+    return m
+
+
+def check_scalar(value, name: str, *, positive: bool = False, nonnegative: bool = False,
+                 allow_none: bool = False) -> Optional[float]:
+    """A finite real scalar (optionally > 0 or >= 0)."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`{name}` must be a real number, got {type(value).__name__}")
+    v = float(value)
+    if not np.isfinite(v):
+        raise ValueError(f"`{name}` must be finite, got {v}")
+    if positive and v <= 0:
+        raise ValueError(f"`{name}` must be > 0, got {v}")
+    if nonnegative and v < 0:
+        raise ValueError(f"`{name}` must be >= 0, got {v}")
+    return v
+
+
+def check_int(value, name: str, *, low: int, high: Optional[int] = None) -> int:
+    """An integer in [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        if isinstance(value, numbers.Real) and float(value).is_integer():
+            value = int(value)
+        else:
+            raise TypeError(f"`{name}` must be an integer, got {value!r}")
+    v = int(value)
+    if v < low or (high is not None and v > high):
+        rng = f">= {low}" if high is None else f"between {low} and {high}"
+        raise ValueError(f"`{name}` must be {rng}, got {v}")
+    return v
+
+
+def check_direction(u: Sequence[float], name: str = "scan_direction") -> Tuple[float, float]:
+    """A scan direction (u_v, u_h), normalised to unit length."""
+    try:
+        uv, uh = (float(c) for c in u)
+    except (TypeError, ValueError):
+        raise TypeError(f"`{name}` must be a pair (u_v, u_h) of real numbers, got {u!r}") from None
+    n = float(np.hypot(uv, uh))
+    if not np.isfinite(n) or n == 0.0:
+        raise ValueError(f"`{name}` must be a non-zero finite vector, got {u!r}")
+    return uv / n, uh / n
+
+
+def check_gradient(gradient: str) -> str:
+    if gradient not in ("directional", "magnitude"):
+        raise ValueError(f"`gradient` must be 'directional' or 'magnitude', got {gradient!r}")
+    return gradient
+
+
+def infer_ratio(mr_shape, us_shape, ratio=None) -> int:
+    """The integer decimation ratio between the MR grid and the US grid."""
+    if ratio is not None:
+        s = check_int(ratio, "ratio", low=1)
+        if (us_shape[0] != s * mr_shape[0]) or (us_shape[1] != s * mr_shape[1]):
+            raise ValueError(
+                f"`us` must have shape ratio * mr.shape = {(s * mr_shape[0], s * mr_shape[1])} "
+                f"for ratio={s}, got us.shape={tuple(us_shape)} and mr.shape={tuple(mr_shape)}")
+        return s
+    r0, r1 = us_shape[0] / mr_shape[0], us_shape[1] / mr_shape[1]
+    if r0 != r1 or not float(r0).is_integer() or r0 < 1:
+        raise ValueError(
+            f"cannot infer an integer ratio from mr.shape={tuple(mr_shape)} and "
+            f"us.shape={tuple(us_shape)} (ratios {r0:g} and {r1:g}); crop or resample the images "
+            "so that us.shape == ratio * mr.shape, or pass `ratio`")
+    return int(r0)
+
+
+def threads_arg(threads) -> int:
+    return get_num_threads(threads)

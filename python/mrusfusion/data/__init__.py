@@ -1,0 +1,272 @@
+"""Bundled sample data and an analytic pelvic MR phantom.
+
+The ``.mat`` files in this folder were made by the paper's authors (O. El Mansouri, F. Vidal,
+A. Basarab, P. Payoux, D. Kouamé, J.-Y. Tourneret; University of Toulouse, IRIT) and are
+redistributed under their notice, reproduced in ``README.md`` next to this file. They are read
+with :mod:`importlib.resources`, so they work from an installed wheel as well as a source tree.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from importlib import resources
+from typing import Optional, Tuple
+
+import numpy as np
+from scipy import ndimage
+from scipy.io import loadmat
+
+__all__ = ["sample_pair", "pelvis_mr", "phantom"]
+
+
+def _float_dtype(dtype) -> np.dtype:
+    dt = np.dtype(dtype)
+    if dt not in (np.float32, np.float64):
+        raise TypeError(f"`dtype` must be float32 or float64, got {dt}")
+    return dt
+
+
+def _load(filename: str, variable: str, dtype) -> np.ndarray:
+    dt = _float_dtype(dtype)
+    with resources.files(__name__).joinpath(filename).open("rb") as f:
+        array = loadmat(f)[variable]
+    return np.ascontiguousarray(array, dtype=dt)
+
+
+def sample_pair(dtype=np.float64) -> Tuple[np.ndarray, np.ndarray]:
+    """The authors' simulated pelvic MR/US pair with decimation ratio 2.
+
+    Parameters
+    ----------
+    dtype : {numpy.float64, numpy.float32}, optional
+        Floating type of the returned arrays.
+
+    Returns
+    -------
+    mr : (128, 128) ndarray
+        Low-resolution MR observation ``y1`` (blurred and decimated by 2), about [0, 0.67].
+    us : (256, 256) ndarray
+        Noisy US observation ``y2`` on the 2x finer grid, about [0.09, 1.31].
+
+    Raises
+    ------
+    TypeError
+        If ``dtype`` is not float32 or float64.
+
+    Notes
+    -----
+    Files ``y1.mat`` and ``y2.mat`` (variables ``y1``, ``y2``), simulated by the paper's authors;
+    there is no ground truth for this pair. Normalise each image by its maximum before fusion, as
+    the authors do.
+
+    Credit: O. El Mansouri, F. Vidal, A. Basarab, P. Payoux, D. Kouamé, J.-Y. Tourneret
+    (University of Toulouse, IRIT), from their public MATLAB code; redistributed under their
+    notice (see ``mrusfusion/data/README.md``).
+
+    References
+    ----------
+    .. [1] O. El Mansouri et al., "Fusion of magnetic resonance and ultrasound images for
+       endometriosis detection", IEEE Trans. Image Process. 29, 5324-5335 (2020).
+
+    Examples
+    --------
+    >>> mr, us = sample_pair()
+    >>> mr.shape, us.shape
+    ((128, 128), (256, 256))
+    """
+    return _load("y1.mat", "y1", dtype), _load("y2.mat", "y2", dtype)
+
+
+def pelvis_mr(dtype=np.float64) -> np.ndarray:
+    """The authors' high-resolution simulated pelvic MR image (a ground truth).
+
+    Parameters
+    ----------
+    dtype : {numpy.float64, numpy.float32}, optional
+        Floating type of the returned array.
+
+    Returns
+    -------
+    (300, 400) ndarray
+        Variable ``irm_gt`` of ``IRM_GT.mat``, values about [-0.004, 0.64].
+
+    Raises
+    ------
+    TypeError
+        If ``dtype`` is not float32 or float64.
+
+    Notes
+    -----
+    The ground truth of the authors' ratio-1 simulation: their US image was made from it by a
+    polynomial of the intensity and the gradient magnitude (DESIGN.md section 8). Use it as
+    ``x_m`` to simulate observations with known truth.
+
+    Credit: O. El Mansouri, F. Vidal, A. Basarab, P. Payoux, D. Kouamé, J.-Y. Tourneret
+    (University of Toulouse, IRIT), from their public MATLAB code; redistributed under their
+    notice (see ``mrusfusion/data/README.md``).
+
+    References
+    ----------
+    .. [1] O. El Mansouri et al., IEEE Trans. Image Process. 29, 5324-5335 (2020).
+
+    Examples
+    --------
+    >>> pelvis_mr(dtype="float32").shape
+    (300, 400)
+    """
+    return _load("IRM_GT.mat", "irm_gt", dtype)
+
+
+# --------------------------------------------------------------------------- phantom
+@dataclass(frozen=True)
+class _Ellipse:
+    """An ellipse in normalised coordinates (row and column both in [0, 1], origin top-left).
+
+    ``angle`` is in degrees, counter-clockwise as displayed, from the column axis to the
+    ``semi_axes[1]`` axis.
+    """
+
+    center: Tuple[float, float]  # (row, col)
+    semi_axes: Tuple[float, float]  # (row-wise, col-wise) before rotation
+    value: float
+    angle: float = 0.0
+
+    def signed_distance(self, rows: np.ndarray, cols: np.ndarray, shape) -> np.ndarray:
+        """Approximate signed distance in pixels to the boundary, positive inside.
+
+        First-order (Sampson) distance ``-F / |grad F|`` of the implicit function ``F``; exact on
+        the boundary, which is all the smooth step needs.
+        """
+        h, w = shape
+        dy = rows / h - self.center[0]
+        dx = cols / w - self.center[1]
+        c, s = math.cos(math.radians(self.angle)), math.sin(math.radians(self.angle))
+        u = dx * c - dy * s  # along semi_axes[1]
+        v = dx * s + dy * c  # along semi_axes[0]
+        ay, ax = self.semi_axes
+        f = (u / ax) ** 2 + (v / ay) ** 2 - 1.0
+        fu, fv = 2 * u / ax**2, 2 * v / ay**2
+        # chain rule from (u, v) to pixel (row, col)
+        f_col = (fu * c + fv * s) / w
+        f_row = (-fu * s + fv * c) / h
+        grad = np.maximum(np.hypot(f_row, f_col), 1e-12)
+        return -f / grad
+
+
+@dataclass(frozen=True)
+class _Band:
+    """A horizontal band between normalised rows ``top`` and ``bottom``."""
+
+    top: float
+    bottom: float
+    value: float
+
+    def signed_distance(self, rows: np.ndarray, cols: np.ndarray, shape) -> np.ndarray:
+        h = shape[0]
+        return np.minimum(rows - self.top * h, self.bottom * h - rows)
+
+
+_BACKGROUND = 0.35  # soft tissue
+_LESION = _Ellipse(center=(0.80, 0.83), semi_axes=(0.045, 0.05), value=0.95)
+# Painted in order, each over the previous ones.
+_STRUCTURES = (
+    _Band(top=0.03, bottom=0.12, value=0.85),  # subcutaneous fat
+    _Band(top=0.12, bottom=0.18, value=0.20),  # abdominal wall muscle
+    _Ellipse(center=(0.41, 0.31), semi_axes=(0.15, 0.20), value=0.75),  # perivesical fat
+    _Ellipse(center=(0.41, 0.31), semi_axes=(0.12, 0.17), value=0.08),  # bladder (fluid)
+    _Ellipse(center=(0.88, 0.50), semi_axes=(0.025, 0.36), value=0.72, angle=-8.0),  # fat plane
+    _Ellipse(center=(0.60, 0.60), semi_axes=(0.14, 0.25), value=0.55, angle=-25.0),  # uterus
+    _Ellipse(center=(0.60, 0.60), semi_axes=(0.03, 0.16), value=0.80, angle=-25.0),  # endometrium
+    _LESION,  # endometrioma-like lesion beside the uterus
+)
+
+
+def phantom(
+    shape: Tuple[int, int] = (256, 256),
+    *,
+    dtype=np.float64,
+    seed: Optional[int] = None,
+) -> np.ndarray:
+    """An analytic pelvic MR phantom in [0, 1] with smooth edges, at any resolution.
+
+    Parameters
+    ----------
+    shape : (int, int), optional
+        Number of rows and columns; any positive sizes (non-square stretches the anatomy).
+    dtype : {numpy.float64, numpy.float32}, optional
+        Floating type of the result (keyword-only).
+    seed : int, optional
+        ``None`` (default) gives the deterministic, texture-free phantom. An integer adds a
+        reproducible smooth tissue texture (Gaussian-filtered white noise, standard deviation
+        0.02) drawn from ``numpy.random.default_rng(seed)``, then clips to [0, 1].
+
+    Returns
+    -------
+    (rows, cols) ndarray
+        The phantom. Structures and intensities (row, col given as fractions of the image):
+        soft-tissue background 0.35; subcutaneous fat band, rows 0.03-0.12, 0.85; abdominal wall
+        muscle, rows 0.12-0.18, 0.20; bladder (fluid, dark) 0.08 at (0.41, 0.31) inside a
+        perivesical fat rim 0.75; uterus 0.55 at (0.60, 0.60) tilted 25 degrees with a bright
+        endometrium 0.80; a posterior fat plane 0.72 near row 0.88; a small bright
+        endometrioma-like lesion 0.95 at (0.80, 0.83).
+
+    Raises
+    ------
+    TypeError
+        If ``shape`` is not a pair of integers, ``dtype`` is not float32/float64 or ``seed`` is
+        not an integer.
+    ValueError
+        If a size is not positive.
+
+    Notes
+    -----
+    Each structure with signed distance :math:`d` (pixels, positive inside) has the occupancy
+    :math:`m = \\tfrac12 (1 + \\tanh(d / w))` and is painted over the image as
+    :math:`I \\leftarrow (1 - m) I + m\\, v`, so the result stays a convex combination of
+    intensities in [0, 1]. The edge width is :math:`w = 1.5 \\max(1, \\min(\\text{shape}) / 256)`
+    pixels: the anatomy looks the same at any resolution and is never aliased. The geometry is
+    in normalised coordinates; the ellipse distance is the first-order (Sampson) approximation.
+    This is a synthetic image made by this package; it is not patient data.
+
+    References
+    ----------
+    .. [1] O. El Mansouri et al., "Fusion of magnetic resonance and ultrasound images for
+       endometriosis detection", IEEE Trans. Image Process. 29, 5324-5335 (2020), whose
+       simulations use a pelvic MR image with these structures.
+
+    Examples
+    --------
+    >>> x = phantom((32, 48))
+    >>> x.shape, bool(0 <= x.min() and x.max() <= 1)
+    ((32, 48), True)
+    """
+    if (
+        not isinstance(shape, (tuple, list))
+        or len(shape) != 2
+        or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) for n in shape)
+    ):
+        raise TypeError(f"`shape` must be a pair of integers, got {shape!r}")
+    shape = (int(shape[0]), int(shape[1]))
+    if min(shape) < 1:
+        raise ValueError(f"`shape` must be positive, got {shape}")
+    dt = _float_dtype(dtype)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+        raise TypeError(f"`seed` must be an integer or None, got {seed!r}")
+
+    scale = max(1.0, min(shape) / 256.0)
+    width = 1.5 * scale
+    # pixel centres, so that normalised coordinates do not depend on the resolution
+    rows, cols = np.meshgrid(
+        np.arange(shape[0]) + 0.5, np.arange(shape[1]) + 0.5, indexing="ij", sparse=True
+    )
+    image = np.full(shape, _BACKGROUND)
+    for structure in _STRUCTURES:
+        occupancy = 0.5 * (1.0 + np.tanh(structure.signed_distance(rows, cols, shape) / width))
+        image += occupancy * (structure.value - image)
+    if seed is not None:
+        noise = ndimage.gaussian_filter(
+            np.random.default_rng(seed).standard_normal(shape), sigma=2.0 * scale, mode="wrap"
+        )
+        image += 0.02 * noise / max(float(noise.std()), 1e-12)
+        np.clip(image, 0.0, 1.0, out=image)
+    return image.astype(dt, copy=False)

@@ -1,0 +1,127 @@
+"""Planned real FFTs and the closed-form x-step (DESIGN.md section 6).
+
+One :class:`FourierProblem` per image size, ratio, PSF and dtype: it owns the pyFFTW plans, the
+PSF transfer function ``Lam``, the Laplacian symbol ``|D|^2`` and the fixed right-hand side
+``fft2(C^T S^T y_m)``, all on half spectra. Only ``L`` changes between x-steps, so each trial
+costs one inverse FFT; the forward FFTs of ``x_k`` and of the coupling gradient are shared by
+all backtracking trials.
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import numpy as np
+import pyfftw
+
+from . import _core
+from .operators import psf_spectrum
+
+__all__ = ["FourierProblem", "dtd_symbol", "fold"]
+
+
+def dtd_symbol(shape: Tuple[int, int], *, real: bool = False) -> np.ndarray:
+    """``|Dh|^2 + |Dv|^2 = 4 sin^2(pi l / n2) + 4 sin^2(pi k / n1)`` on the (half) spectrum."""
+    n1, n2 = shape
+    k = np.arange(n1)[:, None]
+    l = np.arange(n2 // 2 + 1 if real else n2)[None, :]
+    return 4.0 * np.sin(np.pi * l / n2) ** 2 + 4.0 * np.sin(np.pi * k / n1) ** 2
+
+
+def fold(q: np.ndarray, s: int) -> np.ndarray:
+    """``B(Q)``: the mean of the ``s x s`` tiles of a full (n1, n2) spectrum (decimation in Fourier)."""
+    n1, n2 = q.shape
+    return q.reshape(s, n1 // s, s, n2 // s).mean(axis=(0, 2))
+
+
+class FourierProblem:
+    """FFT plans and spectra for one fusion problem.
+
+    Parameters
+    ----------
+    shape : (int, int)
+        Fine-grid shape ``(n1, n2)``; each a multiple of ``ratio``.
+    ratio : int
+        Decimation ratio ``s``.
+    psf : ndarray
+        Normalised PSF (see :func:`mrusfusion.operators.as_psf`).
+    dtype : float32 or float64
+        Working precision (complex64/complex128 spectra).
+    threads : int
+        FFTW and OpenMP threads.
+    y_m : ndarray, optional
+        MR observation (coarse grid), for the x-step right-hand side and the data term.
+    planner_effort : str
+        FFTW planner flag; ``FFTW_MEASURE`` takes longer once and then runs faster.
+    """
+
+    def __init__(self, shape, ratio: int, psf: np.ndarray, dtype=np.float64, threads: int = 1,
+                 y_m: Optional[np.ndarray] = None, planner_effort: str = "FFTW_MEASURE"):
+        self.shape = n1, n2 = tuple(int(n) for n in shape)
+        self.ratio = s = int(ratio)
+        self.dtype = np.dtype(dtype)
+        self.cdtype = np.dtype(np.complex64 if self.dtype == np.float32 else np.complex128)
+        self.threads = int(threads)
+        self.hshape = (n1, n2 // 2 + 1)
+        self.cshape = (n1 // s, (n2 // s) // 2 + 1)
+        self._real = pyfftw.empty_aligned(self.shape, dtype=self.dtype)
+        self._spec = pyfftw.empty_aligned(self.hshape, dtype=self.cdtype)
+        flags = (planner_effort,)
+        self._fwd = pyfftw.FFTW(self._real, self._spec, axes=(0, 1), direction="FFTW_FORWARD",
+                                flags=flags, threads=self.threads)
+        self._inv = pyfftw.FFTW(self._spec, self._real, axes=(0, 1), direction="FFTW_BACKWARD",
+                                flags=flags + ("FFTW_DESTROY_INPUT",), threads=self.threads)
+        lam_full = psf_spectrum(psf, self.shape)
+        self.lam = np.ascontiguousarray(lam_full[:, : self.hshape[1]], dtype=self.cdtype)
+        self.abs_lam2 = np.abs(lam_full) ** 2  # full spectrum, float64: for GCV (weights.py)
+        self.dtd = np.ascontiguousarray(dtd_symbol(self.shape, real=True), dtype=self.dtype)
+        self._twork = np.empty(self.cshape, dtype=self.cdtype)
+        self.ym_spec = None
+        self.rhs_mr = None
+        if y_m is not None:
+            self.set_observation(y_m)
+
+    def empty_real(self) -> np.ndarray:
+        """An aligned real image buffer (FFTW can use it without copying)."""
+        return pyfftw.empty_aligned(self.shape, dtype=self.dtype)
+
+    def empty_spec(self) -> np.ndarray:
+        """An aligned half-spectrum buffer."""
+        return pyfftw.empty_aligned(self.hshape, dtype=self.cdtype)
+
+    def set_observation(self, y_m: np.ndarray) -> None:
+        """Precompute ``Ym = rfft2(y_m)`` and ``R_m = fft2(C^T S^T y_m) = conj(Lam) tile(Ym)``."""
+        s = self.ratio
+        ym_full = np.fft.fft2(np.asarray(y_m, dtype=np.float64))
+        lam_full = np.fft.fft2(np.fft.irfft2(self.lam.astype(np.complex128), s=self.shape))
+        rhs = np.conj(lam_full) * np.tile(ym_full, (s, s))
+        self.rhs_mr = np.ascontiguousarray(rhs[:, : self.hshape[1]], dtype=self.cdtype)
+        self.ym_spec = np.ascontiguousarray(ym_full[:, : self.cshape[1]], dtype=self.cdtype)
+
+    def forward(self, x: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
+        """``rfft2(x)`` into ``out`` (an aligned half-spectrum buffer) or a new array."""
+        if out is None:
+            out = self.empty_spec()
+        self._fwd(input_array=x, output_array=out)
+        return out
+
+    def inverse(self, spec: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
+        """``irfft2(spec)``; ``spec`` is preserved (copied to the plan's scratch input first)."""
+        if out is None:
+            out = self.empty_real()
+        np.copyto(self._spec, spec)
+        self._inv(input_array=self._spec, output_array=out, normalise_idft=True)
+        return out
+
+    def solve(self, L: float, tau1: float, Xk=None, Gk=None, out: Optional[np.ndarray] = None) -> np.ndarray:
+        """Spectrum of ``argmin_x 1/2||y_m - S C x||^2 + tau1||grad x||^2 + L/2||x - z||^2`` with
+        ``fft2(z) = Xk - Gk / L`` (Woodbury closed form; ``Xk``, ``Gk`` may be None = 0)."""
+        if out is None:
+            out = self.empty_spec()
+        _core.xstep_solve(self.rhs_mr, Xk, Gk, self.lam, self.dtd, self.shape[1], self.ratio,
+                          float(tau1), float(L), self._twork, out, self.threads)
+        return out
+
+    def mr_residual(self, X: np.ndarray) -> float:
+        """``||y_m - S C x||^2`` from ``X = rfft2(x)``."""
+        return _core.mr_residual_energy(X, self.lam, self.ym_spec, self.shape[1], self.ratio,
+                                        self.threads)

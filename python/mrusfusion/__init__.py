@@ -1,5 +1,26 @@
-"""mrusfusion: joint MR super-resolution and US despeckling by polynomial-link fusion."""
-from ._version import __version__
-from ._config import get_num_threads, set_num_threads, show_config
+"""mrusfusion: joint MR super-resolution and US despeckling by polynomial-link fusion.
 
-__all__ = ["__version__", "get_num_threads", "set_num_threads", "show_config"]
+The method of El Mansouri et al., "Fusion of Magnetic Resonance and Ultrasound Images for
+Endometriosis Detection", IEEE Trans. Image Process. 29 (2020), with a compiled C++/OpenMP core.
+"""
+import os as _os
+
+# OpenMP threads that spin after each kernel compete with pyFFTW's threads and OpenBLAS for the
+# same cores and slowed a whole PALM iteration about 5x (measured at 256x256 on 2 cores); let
+# them sleep instead, unless the user chose a policy. Must be set before _core is loaded.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from ._version import __version__  # noqa: E402
+from ._config import get_num_threads, set_num_threads, show_config
+from .fusion import FusionResult, IterationState, despeckle, fuse, super_resolve
+from .polynomial import PolynomialLink, degree_residuals, fit_polynomial
+from .simulate import SimulationResult, simulate
+from .weights import Weights
+from .data import phantom, sample_pair, pelvis_mr
+
+__all__ = [
+    "__version__", "get_num_threads", "set_num_threads", "show_config",
+    "fuse", "super_resolve", "despeckle", "FusionResult", "IterationState",
+    "fit_polynomial", "degree_residuals", "PolynomialLink", "simulate", "SimulationResult",
+    "Weights", "phantom", "sample_pair", "pelvis_mr",
+]

@@ -1,0 +1,542 @@
+"""MR/US fusion by PALM (DESIGN.md sections 4-7), and the two single-modality baselines.
+
+``psi(x, v) = 1/2 ||y_m - S C x||^2 + tau1 ||grad x||^2
+            + tau2 sum m [exp(y_u - v) - gamma (y_u - v)] + tau3 ||grad v||^2
+            + tau4 sum m (v - f(x, g(x)))^2``
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+
+from . import _core
+from ._config import get_num_threads
+from ._validation import (as_image, as_mask, check_gradient, check_int, check_scalar,
+                          infer_ratio)
+from .fourier import FourierProblem
+from .operators import as_psf, bicubic_upsample, make_gradient
+from .polynomial import MAX_DEGREE, PolynomialLink, fit_polynomial
+from .vstep import VStepSolver
+from .weights import Weights, estimate_weights, gcv_tau1, sure_rho, us_noise_scale, LOG_RAYLEIGH_STD
+
+__all__ = ["fuse", "super_resolve", "despeckle", "FusionResult", "IterationState"]
+
+_LIPSCHITZ_FLOOR = 1e-6
+
+
+@dataclass(frozen=True)
+class FusionResult:
+    """Outcome of :func:`fuse`.
+
+    Attributes
+    ----------
+    x : ndarray
+        Fused image on the US grid, in the MR intensity scale of the input.
+    v : ndarray
+        Its US-domain counterpart (despeckled US estimate carrying MR contrast), US scale.
+    coeffs : ndarray
+        Polynomial link coefficients (q-major order) between the scaled images
+        ``x / mr_scale`` and ``v / us_scale``.
+    link : PolynomialLink
+        The link, with its fit residual.
+    objective : ndarray
+        ``psi(x_k, v_k)`` for k = 0..n_iter (solver units), non-increasing.
+    lipschitz : ndarray
+        Accepted step constant ``L`` of each x-step.
+    n_iter : int
+    converged : bool
+        True when the relative-change rule was met.
+    stop_reason : str
+    message : str
+    mr_scale, us_scale : float
+        The inputs were divided by these (their maxima) before solving.
+    ratio : int
+    weights : Weights
+        ``tau1``..``tau4`` and ``gamma`` used, how each was obtained, and the measured noise levels.
+    x_init : ndarray
+        Starting point (aligned bicubic interpolation of the MR image), MR scale.
+    timings : dict
+        Seconds spent in set-up, x-steps, v-steps and in total.
+    vstep_newton, vstep_cg : ndarray
+        Newton and CG iterations of each v-step.
+    """
+
+    x: np.ndarray
+    v: np.ndarray
+    coeffs: np.ndarray
+    link: PolynomialLink
+    objective: np.ndarray
+    lipschitz: np.ndarray
+    n_iter: int
+    converged: bool
+    stop_reason: str
+    mr_scale: float
+    us_scale: float
+    ratio: int
+    weights: Weights
+    x_init: np.ndarray
+    timings: dict = field(default_factory=dict)
+    vstep_newton: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
+    vstep_cg: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
+
+    @property
+    def message(self) -> str:
+        return f"{self.stop_reason} after {self.n_iter} iteration(s)"
+
+    @property
+    def tau1(self) -> float:
+        return self.weights.tau1
+
+    @property
+    def tau2(self) -> float:
+        return self.weights.tau2
+
+    @property
+    def tau3(self) -> float:
+        return self.weights.tau3
+
+    @property
+    def tau4(self) -> float:
+        return self.weights.tau4
+
+    @property
+    def gamma(self) -> float:
+        return self.weights.gamma
+
+
+class IterationState:
+    """What a ``callback`` of :func:`fuse` sees after each iteration (images in input units)."""
+
+    def __init__(self, k, x, v, psi, L, mr_scale, us_scale):
+        self.iteration, self.objective, self.lipschitz = k, psi, L
+        self._x, self._v, self._ms, self._us = x, v, mr_scale, us_scale
+
+    @property
+    def x(self) -> np.ndarray:
+        return self._x * self._ms
+
+    @property
+    def v(self) -> np.ndarray:
+        return self._v * self._us
+
+
+def _scale(img: np.ndarray, name: str) -> float:
+    m = float(img.max())
+    if not m > 0:
+        raise ValueError(f"`{name}` must have a positive maximum (it is divided by its maximum), got {m:g}")
+    return m
+
+
+class _Progress:
+    def __init__(self, enabled: bool, total: int):
+        self.bar = None
+        self.enabled = enabled
+        if enabled:
+            try:
+                from tqdm.auto import tqdm
+
+                self.bar = tqdm(total=total, desc="fuse", unit="it", file=sys.stderr)
+            except ImportError:
+                pass
+
+    def update(self, k: int, psi: float):
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.set_postfix(psi=f"{psi:.6g}", refresh=False)
+            self.bar.update(1)
+        elif k % 10 == 0:
+            print(f"fuse: iteration {k}, psi = {psi:.8g}", file=sys.stderr)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _common_dtype(*arrays) -> np.dtype:
+    return np.dtype(np.float32) if all(a.dtype == np.float32 for a in arrays) else np.dtype(np.float64)
+
+
+def fuse(mr, us, *, ratio: Optional[int] = None, degree: int = 4, tau1: Optional[float] = None,
+         tau2: Optional[float] = None, tau3: Optional[float] = None, tau4: Optional[float] = None,
+         gamma: Optional[float] = None, psf=None, gradient: str = "directional",
+         scan_direction=(1.0, 0.0), eps: float = 1e-3, coeffs=None, mask=None,
+         max_iter: int = 300, tol: float = 1e-5, vstep_tol: float = 1e-5,
+         backtrack: float = 2.0, gamma2: float = 1.1, L0: Optional[float] = None,
+         callback: Optional[Callable] = None, progress: bool = False,
+         threads: Optional[int] = None, planner_effort: str = "FFTW_MEASURE") -> FusionResult:
+    """Fuse an MR image with a registered US image (El Mansouri et al. 2020).
+
+    Super-resolves the MR image and despeckles the US image at once by minimising
+
+    ``psi(x, v) = 1/2||y_m - S C x||^2 + tau1||grad x||^2
+    + tau2 sum[exp(y_u - v) - gamma (y_u - v)] + tau3||grad v||^2 + tau4||v - f(x, g(x))||^2``
+
+    with proximal alternating linearised minimisation (PALM) and backtracking on the x-step.
+
+    Parameters
+    ----------
+    mr : array_like, shape (m1, m2)
+        Observed MR image (low resolution).
+    us : array_like, shape (s m1, s m2)
+        Observed B-mode (log-compressed) US image, registered to ``mr``.
+    ratio : int, optional
+        Decimation ratio ``s``; inferred from the shapes when omitted.
+    degree : int
+        Degree of the polynomial link (paper: 3 on simulations, 4 on real data).
+    tau1, tau2, tau3, tau4 : float, optional
+        Weights of the objective, exactly as in the paper. ``None`` (default) derives each from
+        the data (:mod:`mrusfusion.weights`): the MR term is read as a Gaussian likelihood whose
+        noise variance ``sigma_m^2`` GCV measures; the US term as a log-Rayleigh likelihood whose
+        scale is measured on a Haar band; the coupling from the link's fit residual. What each
+        does: ``tau1`` smooths ``x`` (larger: blurrier, less MR noise); ``tau2`` ties ``v`` to the
+        US data (larger: more speckle kept); ``tau3`` smooths ``v``; ``tau4`` couples the two
+        (paper Fig. 8: a large ``tau4`` makes the result US-like, sharper interfaces with more
+        speckle; a small one MR-like, higher contrast-to-noise with softer interfaces).
+    gamma : float, optional
+        Log-Rayleigh parameter; ``None``: ``E[exp(b log R)]`` from the measured noise scale.
+    psf : array_like or (size, variance), optional
+        MR point-spread function; default 9x9 Gaussian of variance 4 (the paper's).
+    gradient : {"directional", "magnitude"}
+        ``g`` of the link: derivative along ``scan_direction`` (the paper) or the gradient
+        magnitude (the authors' code).
+    scan_direction : (float, float)
+        ``(u_v, u_h)``; default axial, down the rows.
+    eps : float
+        Smoothing of the gradient magnitude.
+    coeffs : array_like, optional
+        Link coefficients (scaled images); fitted on the bicubic MR when omitted.
+    mask : array_like of bool, optional
+        Pixels where US data exist; outside it ``x`` takes the MR information only.
+    max_iter : int
+        Iteration cap.
+    tol : float
+        Stop when the relative changes of both ``x`` and ``v`` fall below ``tol``.
+    vstep_tol : float
+        Relative accuracy of each v-step solve.
+    backtrack : float
+        Factor ``lambda`` > 1 of the backtracking on ``L``.
+    gamma2 : float
+        ``d_k = gamma2 * 2 tau4`` in the v-step (> 1).
+    L0 : float, optional
+        Initial ``L`` (default ``2 tau4``).
+    callback : callable, optional
+        ``callback(state)`` after each iteration with an :class:`IterationState`; raising
+        ``StopIteration`` stops the solver cleanly.
+    progress : bool
+        Show a progress bar (tqdm if installed) on stderr.
+    threads : int, optional
+        Threads for OpenMP kernels and FFTs (default: ``MRUSFUSION_NUM_THREADS`` or all cores).
+    planner_effort : str
+        FFTW planner flag.
+
+    Returns
+    -------
+    FusionResult
+
+    Raises
+    ------
+    ValueError, TypeError
+        On invalid input (shapes, dtypes, non-finite values, parameters out of range).
+
+    Notes
+    -----
+    float32 inputs (both) are computed in float32 end to end; anything else in float64. Inputs
+    are divided by their maxima; ``x`` and ``v`` are returned in the input scales.
+
+    x-step: ``G = grad_x H``; for ``L = L_k/lambda, L_k, lambda L_k, ...`` solve
+    ``x+ = argmin l(x) + L/2||x - (x_k - G/L)||^2`` in closed form (Fourier/Woodbury) until
+    ``H(x+) <= H(x_k) + <x+ - x_k, G> + L/2||x+ - x_k||^2`` (floor ``L >= 1e-6``).
+    v-step: ``d_k = gamma2 2 tau4``, ``w = v_k - 2 tau4 (v_k - f(x_{k+1})) / d_k``,
+    ``v+ = argmin G(v) + d_k/2||v - w||^2`` by Newton-PCG. ``psi`` never increases.
+
+    References
+    ----------
+    .. [1] O. El Mansouri et al., "Fusion of Magnetic Resonance and Ultrasound Images for
+       Endometriosis Detection", IEEE Trans. Image Process. 29 (2020) 5324-5335.
+    .. [2] J. Bolte, S. Sabach, M. Teboulle, "Proximal alternating linearized minimization for
+       nonconvex and nonsmooth problems", Math. Program. 146 (2014) 459-494.
+    .. [3] N. Zhao et al., "Fast single image super-resolution using a new analytical solution
+       for l2-l2 problems", IEEE Trans. Image Process. 25 (2016) 3683-3697.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mrusfusion import fuse, simulate, phantom
+    >>> sim = simulate(phantom((32, 32)), ratio=2, seed=0)
+    >>> res = fuse(sim.mr, sim.us, max_iter=20)
+    >>> res.x.shape, bool(np.all(np.diff(res.objective) <= 1e-9 * abs(res.objective[0])))
+    ((32, 32), True)
+    """
+    t_start = time.perf_counter()
+    y_m = as_image(mr, "mr")
+    y_u = as_image(us, "us")
+    dtype = _common_dtype(y_m, y_u)
+    y_m, y_u = y_m.astype(dtype, copy=False), y_u.astype(dtype, copy=False)
+    s = infer_ratio(y_m.shape, y_u.shape, ratio)
+    d = check_int(degree, "degree", low=1, high=MAX_DEGREE)
+    gradient = check_gradient(gradient)
+    for name, val in (("tau1", tau1), ("tau2", tau2), ("tau3", tau3), ("tau4", tau4)):
+        check_scalar(val, name, nonnegative=True, allow_none=True)
+    if tau4 is not None and tau4 <= 0:
+        raise ValueError("`tau4` must be > 0 (the coupling; tau4 = 0 decouples the problems: use "
+                         "super_resolve and despeckle)")
+    if tau2 is not None and tau2 <= 0:
+        raise ValueError("`tau2` must be > 0")
+    check_scalar(gamma, "gamma", positive=True, allow_none=True)
+    max_iter = check_int(max_iter, "max_iter", low=0)
+    tol = check_scalar(tol, "tol", nonnegative=True)
+    vstep_tol = check_scalar(vstep_tol, "vstep_tol", positive=True)
+    lam = check_scalar(backtrack, "backtrack", positive=True)
+    if lam <= 1:
+        raise ValueError(f"`backtrack` must be > 1, got {lam}")
+    gamma2 = check_scalar(gamma2, "gamma2", positive=True)
+    if gamma2 <= 1:
+        raise ValueError(f"`gamma2` must be > 1, got {gamma2}")
+    check_scalar(L0, "L0", positive=True, allow_none=True)
+    if callback is not None and not callable(callback):
+        raise TypeError("`callback` must be callable")
+    nt = get_num_threads(threads)
+    m = as_mask(mask, "mask", y_u.shape, dtype)
+    psf_arr = as_psf(psf, y_u.shape)
+
+    mr_scale, us_scale = _scale(y_m, "mr"), _scale(y_u, "us")
+    ym = y_m / dtype.type(mr_scale)
+    yu = y_u / dtype.type(us_scale)
+    fp = FourierProblem(y_u.shape, s, psf_arr, dtype, nt, ym, planner_effort)
+    x0 = bicubic_upsample(ym, s)
+
+    if coeffs is None:
+        link = fit_polynomial(x0, yu, d, gradient=gradient, scan_direction=scan_direction,
+                              eps=eps, mask=m, threads=nt)
+    else:
+        link = PolynomialLink(coeffs, d, gradient, scan_direction, eps)
+    gm = make_gradient(gradient, scan_direction, eps)
+    cf = link.coeffs.astype(dtype)
+    poly = (cf, d, gm.mode, gm.uv, gm.uh, gm.eps)
+    x0c = np.ascontiguousarray(x0, dtype=dtype)
+    n_fit = float(m.sum()) if m is not None else float(yu.size)
+    resvar = _core.coupling_eval(x0c, *poly, yu, m, None, None, None, nt) / n_fit
+    weights = estimate_weights(ym, yu, s, fp.abs_lam2, resvar, tau1=tau1, tau2=tau2, tau3=tau3,
+                               tau4=tau4, gamma=gamma)
+    t1, t2, t3, t4, gam = weights.tau1, weights.tau2, weights.tau3, weights.tau4, weights.gamma
+
+    # Buffers, allocated once (FFTW-aligned): iterate, trial, spectra, link values, work.
+    x, xt = fp.empty_real(), fp.empty_real()
+    np.copyto(x, x0c)
+    v = fp.empty_real()
+    np.copyto(v, yu)
+    X, Xt, Gs = fp.forward(x), fp.empty_spec(), fp.empty_spec()
+    f, fx, fg = (fp.empty_real() for _ in range(3))
+    ft, fxt, fgt = (fp.empty_real() for _ in range(3))
+    G, w, dx, w1 = (fp.empty_real() for _ in range(4))
+    w2 = fp.empty_real() if gm.mode == 1 else None
+    v_old = fp.empty_real()
+    vsolver = VStepSolver(fp, yu, m, t2, t3, gam, tol=vstep_tol)
+
+    def coupling(xx, ff, ffx, ffg):
+        return _core.coupling_eval(xx, *poly, v, m, ff, ffx, ffg, nt)
+
+    def objective(Hsum):
+        return (0.5 * fp.mr_residual(X) + t1 * _core.squared_gradient_norm(x, nt)
+                + vsolver.value(v) + t4 * Hsum)
+
+    Hsum = coupling(x, f, fx, fg)
+    psi = objective(Hsum)
+    if not np.isfinite(psi):
+        raise ValueError("the objective is not finite at the starting point; check the inputs "
+                         "and the weights")
+    objective_hist, lip_hist, newton_hist, cg_hist = [psi], [], [], []
+    L = float(L0) if L0 is not None else max(2.0 * t4, _LIPSCHITZ_FLOOR)
+    t_setup = time.perf_counter() - t_start
+    t_x = t_v = 0.0
+    converged, stop_reason = False, "maximum number of iterations reached"
+    bar = _Progress(progress, max_iter)
+    k = 0
+    try:
+        for k in range(1, max_iter + 1):
+            # x-step with backtracking (DESIGN section 5.1).
+            ta = time.perf_counter()
+            _core.jacobian_transpose(x, v, f, m, fx, fg, gm.mode, gm.uv, gm.uh, gm.eps,
+                                     -2.0 * t4, w1, w2, G, nt)
+            fp.forward(G, Gs)
+            H0 = t4 * Hsum
+            L = max(L / lam, _LIPSCHITZ_FLOOR)
+            for _ in range(200):
+                fp.solve(L, t1, X, Gs, out=Xt)
+                fp.inverse(Xt, xt)
+                Ht_sum = coupling(xt, ft, fxt, fgt)
+                np.subtract(xt, x, out=dx)
+                dxg, dxx = float(np.vdot(dx, G)), float(np.vdot(dx, dx))
+                bound = H0 + dxg + 0.5 * L * dxx
+                slack = 4 * np.finfo(dtype).eps * (abs(H0) + abs(dxg) + 0.5 * L * dxx)
+                if t4 * Ht_sum <= bound + slack:
+                    break
+                L *= lam
+            else:
+                stop_reason = "backtracking on L failed"
+                break
+            x_norm = float(np.linalg.norm(x)) or 1.0
+            rel_x = np.sqrt(dxx) / x_norm
+            x, xt = xt, x
+            X, Xt = Xt, X
+            f, ft, fx, fxt, fg, fgt = ft, f, fxt, fx, fgt, fg
+            tb = time.perf_counter()
+            t_x += tb - ta
+            # v-step (DESIGN section 5.2).
+            np.copyto(v_old, v)
+            dk = gamma2 * 2.0 * t4
+            np.subtract(v, f, out=w)
+            if m is not None:
+                w *= m
+            w *= -2.0 * t4 / dk
+            w += v
+            info = vsolver.solve(v, w, dk)
+            newton_hist.append(info.newton_iter)
+            cg_hist.append(info.cg_iter)
+            Hsum = coupling(x, None, None, None)
+            psi_new = objective(Hsum)
+            t_v += time.perf_counter() - tb
+            if not np.isfinite(psi_new):
+                np.copyto(v, v_old)  # keep the last finite iterate
+                stop_reason = "objective became non-finite"
+                break
+            psi = psi_new
+            objective_hist.append(psi)
+            lip_hist.append(L)
+            np.subtract(v, v_old, out=dx)
+            rel_v = float(np.linalg.norm(dx)) / (float(np.linalg.norm(v_old)) or 1.0)
+            bar.update(k, psi)
+            if callback is not None:
+                try:
+                    callback(IterationState(k, x, v, psi, L, mr_scale, us_scale))
+                except StopIteration:
+                    stop_reason = "stopped by callback"
+                    break
+            if rel_x < tol and rel_v < tol:
+                converged, stop_reason = True, f"relative change of x and v below tol={tol:g}"
+                break
+    finally:
+        bar.close()
+    n_iter = len(objective_hist) - 1
+    timings = {"setup": t_setup, "x_step": t_x, "v_step": t_v,
+               "total": time.perf_counter() - t_start}
+    return FusionResult(
+        x=np.array(x * dtype.type(mr_scale)), v=np.array(v * dtype.type(us_scale)),
+        coeffs=link.coeffs.copy(), link=link, objective=np.asarray(objective_hist),
+        lipschitz=np.asarray(lip_hist), n_iter=n_iter, converged=converged,
+        stop_reason=stop_reason, mr_scale=mr_scale, us_scale=us_scale, ratio=s, weights=weights,
+        x_init=np.array(x0c * dtype.type(mr_scale)), timings=timings,
+        vstep_newton=np.asarray(newton_hist, int), vstep_cg=np.asarray(cg_hist, int))
+
+
+def super_resolve(mr, ratio: int, *, tau: Optional[float] = None, psf=None,
+                  threads: Optional[int] = None, ridge: float = 1e-6) -> np.ndarray:
+    """MR-only baseline: ``argmin_x 1/2||y_m - S C x||^2 + tau||grad x||^2`` in closed form.
+
+    Parameters
+    ----------
+    mr : array_like, shape (m1, m2)
+        Observed MR image.
+    ratio : int
+        Decimation ratio; the result has shape ``(ratio m1, ratio m2)``.
+    tau : float, optional
+        Weight of the squared-gradient penalty; ``None``: chosen by generalised cross-validation.
+    psf : array_like or (size, variance), optional
+        Default 9x9 Gaussian of variance 4.
+    threads : int, optional
+    ridge : float
+        A small ``ridge/2 ||x||^2`` that makes the problem well posed at zero frequency.
+
+    Returns
+    -------
+    ndarray
+        Super-resolved image, in the input's intensity scale and dtype policy.
+
+    Notes
+    -----
+    Zhao et al. (2016): with ``phi = 2 tau |D|^2 + ridge`` and ``R = fft2(C^T S^T y_m)``,
+    ``X = R/phi - conj(Lam) tile(B(Lam R/phi) / (1 + B(|Lam|^2/phi))) / phi``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> super_resolve(np.ones((16, 16)), 2, tau=0.01).shape
+    (32, 32)
+    """
+    y_m = as_image(mr, "mr")
+    s = check_int(ratio, "ratio", low=1)
+    check_scalar(tau, "tau", nonnegative=True, allow_none=True)
+    ridge = check_scalar(ridge, "ridge", positive=True)
+    shape = (y_m.shape[0] * s, y_m.shape[1] * s)
+    nt = get_num_threads(threads)
+    scale = _scale(y_m, "mr")
+    ym = y_m / y_m.dtype.type(scale)
+    fp = FourierProblem(shape, s, as_psf(psf, shape), y_m.dtype, nt, ym, "FFTW_ESTIMATE")
+    if tau is None:
+        tau, _ = gcv_tau1(ym, s, fp.abs_lam2)
+    X = fp.solve(ridge, tau)
+    return np.array(fp.inverse(X) * y_m.dtype.type(scale))
+
+
+def despeckle(us, *, tau2: Optional[float] = None, tau3: Optional[float] = None,
+              gamma: Optional[float] = None, tol: float = 1e-6,
+              threads: Optional[int] = None) -> np.ndarray:
+    """US-only baseline: ``argmin_v tau2 sum[exp(y_u - v) - gamma (y_u - v)] + tau3||grad v||^2``.
+
+    Parameters
+    ----------
+    us : array_like
+        Observed log-compressed US image.
+    tau2, tau3 : float, optional
+        Weights; only ``tau3 / tau2`` matters. ``None``: ``tau2 = 1 / (gamma sigma_u^2)`` from
+        the measured log-Rayleigh scale and ``tau3 = tau2 gamma rho`` with ``rho`` chosen by SURE.
+    gamma : float, optional
+        Log-Rayleigh parameter (default from the measured noise scale).
+    tol : float
+        Relative accuracy of the solution.
+    threads : int, optional
+
+    Returns
+    -------
+    ndarray
+        Despeckled image in the input's intensity scale.
+
+    Notes
+    -----
+    Solved by Newton-PCG from ``y_u`` (DESIGN.md section 7 with ``d_k = 0``); the minimiser of
+    ``exp(z) - gamma z`` is ``z = log gamma``, so a flat region converges to ``y_u - log gamma``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> despeckle(np.full((16, 16), 0.5), tau2=1.0, tau3=1.0, gamma=1.0).round(6).max()
+    0.5
+    """
+    y = as_image(us, "us")
+    check_scalar(tau2, "tau2", positive=True, allow_none=True)
+    check_scalar(tau3, "tau3", nonnegative=True, allow_none=True)
+    check_scalar(gamma, "gamma", positive=True, allow_none=True)
+    nt = get_num_threads(threads)
+    scale = _scale(y, "us")
+    yu = y / y.dtype.type(scale)
+    b = us_noise_scale(yu)
+    sigma_u2 = max(b * b * LOG_RAYLEIGH_STD**2, 1e-12)
+    if gamma is None:
+        from math import gamma as gamma_fn
+
+        gamma = 2.0 ** (b / 2.0) * gamma_fn(1.0 + b / 2.0)
+    if tau2 is None:
+        tau2 = 1.0 / (gamma * sigma_u2)
+    if tau3 is None:
+        tau3 = tau2 * gamma * sure_rho(yu, sigma_u2)
+    fp = FourierProblem(y.shape, 1, np.ones((1, 1)), y.dtype, nt, None, "FFTW_ESTIMATE")
+    solver = VStepSolver(fp, yu, None, tau2, tau3, gamma, tol=tol, max_newton=100)
+    v = fp.empty_real()
+    np.copyto(v, yu)
+    solver.solve(v)
+    return np.array(v * y.dtype.type(scale))

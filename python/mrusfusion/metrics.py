@@ -1,8 +1,9 @@
 """Image quality metrics of the paper (DESIGN.md section 9; El Mansouri et al. 2020, eq. 19).
 
-Every metric returns a Python ``float``. Inputs may be float32, float64 or integer arrays; they
-are converted to float64 before any reduction so that the reported value does not depend on the
-storage precision of the image. Complex, boolean and object arrays are refused.
+Every metric returns a Python ``float``. Inputs may be any real array (float32, float64,
+integers); they are checked by :mod:`._validation` and converted to float64 before any reduction,
+so the reported value does not depend on the storage precision of the image. Complex input is
+refused, as are NaN and infinite values.
 """
 from __future__ import annotations
 
@@ -12,30 +13,19 @@ from typing import Optional, Sequence, Tuple, Union
 import numpy as np
 from scipy import ndimage
 
+from ._validation import as_image, check_int, check_scalar
+
 __all__ = ["rmse", "psnr", "isnr", "mssim", "cnr", "profile", "profile_slope"]
 
 Region = Union[np.ndarray, Tuple[slice, ...], slice]
 
 
 # --------------------------------------------------------------------------- validation
-def _as_image(image, name: str) -> np.ndarray:
-    """Return ``image`` as a finite 2-D float64 array, or raise naming ``name``."""
-    arr = np.asarray(image)
-    if arr.dtype == bool or arr.dtype.kind not in "iuf":
-        raise TypeError(f"`{name}` must be a real-valued numeric array, got dtype {arr.dtype}")
-    if arr.ndim != 2:
-        raise ValueError(f"`{name}` must be a 2-D array, got shape {arr.shape}")
-    if arr.size == 0:
-        raise ValueError(f"`{name}` must not be empty, got shape {arr.shape}")
-    arr = arr.astype(np.float64, copy=False)
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"`{name}` contains NaN or infinite values")
-    return arr
-
-
 def _as_images(**images) -> Tuple[np.ndarray, ...]:
-    """Validate several images that must share one shape (keyword order is kept)."""
-    arrays = tuple(_as_image(value, name) for name, value in images.items())
+    """Validate images (finite, 2-D, real) that must share one shape, as float64 copies."""
+    arrays = tuple(
+        as_image(value, name, dtype=np.float64, min_size=1) for name, value in images.items()
+    )
     names = tuple(images)
     for name, arr in zip(names[1:], arrays[1:]):
         if arr.shape != arrays[0].shape:
@@ -43,15 +33,6 @@ def _as_images(**images) -> Tuple[np.ndarray, ...]:
                 f"`{name}` must have the shape of `{names[0]}` {arrays[0].shape}, got {arr.shape}"
             )
     return arrays
-
-
-def _positive_number(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"`{name}` must be a real number, got {value!r}")
-    value = float(value)
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"`{name}` must be a positive finite number, got {value!r}")
-    return value
 
 
 def _region_values(image: np.ndarray, region: Region, name: str) -> np.ndarray:
@@ -196,7 +177,7 @@ def psnr(
                 "pass `data_range`"
             )
     else:
-        peak = _positive_number(data_range, "data_range")
+        peak = check_scalar(data_range, "data_range", positive=True)
     error = _rmse(xh, x)
     if error == 0.0:
         return math.inf
@@ -325,21 +306,21 @@ def mssim(
     True
     """
     xh, x = _as_images(estimate=estimate, reference=reference)
-    L = _positive_number(data_range, "data_range")
-    sigma = _positive_number(sigma, "sigma")
-    if isinstance(win_size, bool) or not isinstance(win_size, (int, np.integer)):
-        raise TypeError(f"`win_size` must be an odd integer, got {win_size!r}")
-    if win_size < 3 or win_size % 2 == 0:
-        raise ValueError(f"`win_size` must be an odd integer >= 3, got {win_size}")
+    L = check_scalar(data_range, "data_range", positive=True)
+    sigma = check_scalar(sigma, "sigma", positive=True)
+    K1 = check_scalar(K1, "K1", positive=True)
+    K2 = check_scalar(K2, "K2", positive=True)
+    win_size = check_int(win_size, "win_size", low=3)
+    if win_size % 2 == 0:
+        raise ValueError(f"`win_size` must be odd, got {win_size}")
     if min(x.shape) < win_size:
         raise ValueError(
             f"`estimate` and `reference` must be at least {win_size}x{win_size} for "
             f"win_size={win_size}, got shape {x.shape}"
         )
-    for name, k in (("K1", K1), ("K2", K2)):
-        _positive_number(k, name)
 
     radius = win_size // 2
+
     # truncate so that ndimage's kernel radius int(truncate * sigma + 0.5) equals win_size // 2
     def smooth(a: np.ndarray) -> np.ndarray:
         return ndimage.gaussian_filter(a, sigma=sigma, truncate=radius / sigma, mode="reflect")
@@ -423,7 +404,7 @@ def cnr(
     """
     if variant not in ("standard", "authors"):
         raise ValueError(f"`variant` must be 'standard' or 'authors', got {variant!r}")
-    img = _as_image(image, "image")
+    (img,) = _as_images(image=image)
     a = _region_values(img, region_a, "region_a")
     b = _region_values(img, region_b, "region_b")
     contrast = abs(float(a.mean()) - float(b.mean()))
@@ -459,7 +440,7 @@ def profile(
         End points of the segment in pixel coordinates, inside the image and distinct.
     num : int, optional
         Number of equally spaced samples, at least 2. Default: the segment length in pixels,
-        rounded, plus one (about one sample per pixel, both end points included).
+        rounded, plus one (about one sample per pixel, both end points included; at least 2).
     order : int, optional
         Spline interpolation order of :func:`scipy.ndimage.map_coordinates` (0-5; 1 is
         bilinear).
@@ -497,26 +478,18 @@ def profile(
     >>> d.tolist(), v.tolist()
     ([0.0, 1.0, 2.0, 3.0, 4.0], [2.0, 3.0, 4.0, 5.0, 6.0])
     """
-    img = _as_image(image, "image")
+    (img,) = _as_images(image=image)
     p0 = _point(start, "start", img.shape)
     p1 = _point(end, "end", img.shape)
     length = float(np.hypot(*(p1 - p0)))
     if length == 0.0:
         raise ValueError("`start` and `end` must be distinct points")
-    if num is None:
-        num = int(round(length)) + 1
-    elif isinstance(num, bool) or not isinstance(num, (int, np.integer)):
-        raise TypeError(f"`num` must be an integer, got {num!r}")
-    if num < 2:
-        raise ValueError(f"`num` must be at least 2, got {num}")
-    if isinstance(order, bool) or not isinstance(order, (int, np.integer)):
-        raise TypeError(f"`order` must be an integer, got {order!r}")
-    if not 0 <= order <= 5:
-        raise ValueError(f"`order` must be between 0 and 5, got {order}")
-    t = np.linspace(0.0, 1.0, int(num))
+    num = max(2, round(length) + 1) if num is None else check_int(num, "num", low=2)
+    order = check_int(order, "order", low=0, high=5)
+    t = np.linspace(0.0, 1.0, num)
     coords = p0[:, None] + (p1 - p0)[:, None] * t[None, :]
     # points are inside the image, so the boundary mode only matters for spline prefiltering
-    values = ndimage.map_coordinates(img, coords, order=int(order), mode="nearest")
+    values = ndimage.map_coordinates(img, coords, order=order, mode="nearest")
     return t * length, values
 
 

@@ -322,7 +322,7 @@ def fuse(mr, us, *, ratio: Optional[int] = None, degree: int = 4, tau1: Optional
     n_fit = float(m.sum()) if m is not None else float(yu.size)
     resvar = _core.coupling_eval(x0c, *poly, yu, m, None, None, None, nt) / n_fit
     weights = estimate_weights(ym, yu, s, fp.abs_lam2, resvar, tau1=tau1, tau2=tau2, tau3=tau3,
-                               tau4=tau4, gamma=gamma)
+                               tau4=tau4, gamma=gamma, mask=m)
     t1, t2, t3, t4, gam = weights.tau1, weights.tau2, weights.tau3, weights.tau4, weights.gamma
 
     # Buffers, allocated once (FFTW-aligned): iterate, trial, spectra, link values, work.
@@ -346,6 +346,11 @@ def fuse(mr, us, *, ratio: Optional[int] = None, degree: int = 4, tau1: Optional
                 + vsolver.value(v) + t4 * Hsum)
 
     Hsum = coupling(x, f, fx, fg)
+    if m is not None:
+        # Outside the US field of view v starts from the link's prediction f(x_0), so US values
+        # there (often padding) have no influence at all.
+        v -= (1 - m) * (v - f)
+        Hsum = coupling(x, None, None, None)
     psi = objective(Hsum)
     if not np.isfinite(psi):
         raise ValueError("the objective is not finite at the starting point; check the inputs "

@@ -112,16 +112,22 @@ def gcv_tau1(y_m: np.ndarray, ratio: int, abs_lam2: np.ndarray, *, grid=None) ->
     return tau1, rss / tr
 
 
-def us_noise_scale(y_u: np.ndarray) -> float:
+def us_noise_scale(y_u: np.ndarray, mask: Optional[np.ndarray] = None) -> float:
     """Log-Rayleigh scale ``b`` of the US noise (model ``y_u = v + b log R``).
 
     Robust standard deviation of the finest Haar diagonal band ``(a - b - c + d) / 2`` (MAD over
     0.636, the band's MAD for unit-variance log-Rayleigh noise) divided by ``pi / sqrt(24)``.
-    Spatially correlated speckle makes this an underestimate.
+    Spatially correlated speckle makes this an underestimate. With a ``mask``, only 2x2 blocks
+    entirely inside it count.
     """
     n1, n2 = (y_u.shape[0] // 2) * 2, (y_u.shape[1] // 2) * 2
     y = y_u[:n1, :n2]
     band = (y[0::2, 0::2] - y[0::2, 1::2] - y[1::2, 0::2] + y[1::2, 1::2]) / 2.0
+    if mask is not None:
+        mk = mask[:n1, :n2] > 0
+        inside = mk[0::2, 0::2] & mk[0::2, 1::2] & mk[1::2, 0::2] & mk[1::2, 1::2]
+        if inside.any():
+            band = band[inside]
     mad = float(np.median(np.abs(band - np.median(band))))
     return mad / HAAR_MAD_LOG_RAYLEIGH / LOG_RAYLEIGH_STD
 
@@ -143,7 +149,7 @@ def sure_rho(y_u: np.ndarray, sigma2: float, *, grid=None) -> float:
 
 def estimate_weights(y_m: np.ndarray, y_u: np.ndarray, ratio: int, abs_lam2: np.ndarray,
                      fit_resvar: float, *, tau1=None, tau2=None, tau3=None, tau4=None,
-                     gamma=None) -> Weights:
+                     gamma=None, mask: Optional[np.ndarray] = None) -> Weights:
     """Data-driven weights; any value given is used as is (see module docstring).
 
     Parameters
@@ -155,6 +161,9 @@ def estimate_weights(y_m: np.ndarray, y_u: np.ndarray, ratio: int, abs_lam2: np.
         ``|Lam|^2`` on the full fine-grid spectrum.
     fit_resvar : float
         Per-pixel residual variance of the polynomial fit.
+    mask : ndarray, optional
+        US field of view: the noise scale is measured inside it, and SURE runs on ``y_u`` with
+        the outside filled by the mean inside.
     """
     src = {}
     auto_t1, sigma_m2 = gcv_tau1(y_m, ratio, abs_lam2)
@@ -162,7 +171,10 @@ def estimate_weights(y_m: np.ndarray, y_u: np.ndarray, ratio: int, abs_lam2: np.
         tau1, src["tau1"] = auto_t1, "auto"
     else:
         src["tau1"] = "user"
-    b = us_noise_scale(y_u)
+    b = us_noise_scale(y_u, mask)
+    if mask is not None:
+        inside = mask > 0
+        y_u = np.where(inside, y_u, y_u[inside].mean())
     sigma_u2 = b * b * LOG_RAYLEIGH_STD**2
     if gamma is None:
         gamma, src["gamma"] = 2.0 ** (b / 2.0) * gamma_fn(1.0 + b / 2.0), "auto"

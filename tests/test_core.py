@@ -1,0 +1,95 @@
+"""The compiled extension: build report, array round trip, argument checks, thread setting."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import mrusfusion
+from mrusfusion import _core
+from mrusfusion._config import get_num_threads, set_num_threads
+
+
+def test_build_info_reports_compiler_and_openmp():
+    info = _core.build_info()
+    assert info["version"] == mrusfusion.__version__
+    assert info["compiler"] and isinstance(info["openmp"], bool)
+    cfg = mrusfusion._config.config()
+    for key in ("mrusfusion", "compiler", "cxx_flags", "openmp", "threads", "fft_backend",
+                "fft_version", "numpy", "scipy"):
+        assert key in cfg
+
+
+def test_show_config_prints(capsys):
+    mrusfusion.show_config()
+    out = capsys.readouterr().out
+    assert "OpenMP" in out and "pyFFTW" in out and mrusfusion.__version__ in out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["c", "f", "strided"])
+def test_roundtrip(dtype, layout, rng):
+    base = rng.random((13, 22)).astype(dtype)
+    x = {"c": base, "f": np.asfortranarray(base), "strided": base[::2, ::3]}[layout]
+    y = _core.roundtrip(x, 2)
+    assert y.dtype == dtype and y.flags.c_contiguous
+    np.testing.assert_array_equal(y, x)
+
+
+def test_roundtrip_rejects_wrong_dtype_and_shape():
+    with pytest.raises(TypeError, match="float32 or float64"):
+        _core.roundtrip(np.zeros((3, 3), dtype=np.int64))
+    with pytest.raises(ValueError, match="2-D"):
+        _core.roundtrip(np.zeros((3, 3, 3)))
+    with pytest.raises(TypeError, match="NumPy array"):
+        _core.roundtrip([[1.0, 2.0]])
+
+
+def test_output_checks():
+    x = np.zeros((4, 5))
+    with pytest.raises(ValueError, match="shape"):
+        _core.gradient(x, 0, 1.0, 0.0, 0.0, np.zeros((5, 4)), 1)
+    with pytest.raises(TypeError, match="float64"):
+        _core.gradient(x, 0, 1.0, 0.0, 0.0, np.zeros((4, 5), np.float32), 1)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        _core.gradient(x, 0, 1.0, 0.0, 0.0, np.zeros((5, 4)).T, 1)
+    ro = np.zeros((4, 5))
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="writeable"):
+        _core.gradient(x, 0, 1.0, 0.0, 0.0, ro, 1)
+
+
+def test_thread_setting(monkeypatch):
+    monkeypatch.setenv("MRUSFUSION_NUM_THREADS", "3")
+    assert get_num_threads() == 3
+    assert get_num_threads(1) == 1
+    set_num_threads(2)
+    try:
+        assert get_num_threads() == 2
+    finally:
+        set_num_threads(None)
+    monkeypatch.setenv("MRUSFUSION_NUM_THREADS", "zero")
+    with pytest.raises(ValueError, match="MRUSFUSION_NUM_THREADS"):
+        get_num_threads()
+    with pytest.raises(ValueError, match="threads"):
+        get_num_threads(0)
+
+
+def test_env_threads_reach_show_config():
+    env = dict(os.environ, MRUSFUSION_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-c", "import mrusfusion; mrusfusion.show_config()"],
+                         env=env, capture_output=True, text=True, check=True).stdout
+    assert "1 thread(s) [MRUSFUSION_NUM_THREADS]" in out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_results_do_not_depend_on_thread_count(dtype):
+    sim = mrusfusion.simulate(mrusfusion.phantom((48, 64)), 2, seed=3)
+    mr, us = sim.mr.astype(dtype), sim.us.astype(dtype)
+    r1 = mrusfusion.fuse(mr, us, max_iter=8, threads=1, planner_effort="FFTW_ESTIMATE")
+    r2 = mrusfusion.fuse(mr, us, max_iter=8, threads=2, planner_effort="FFTW_ESTIMATE")
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(r1.x, r2.x, rtol=0, atol=tol * np.abs(r1.x).max())
+    np.testing.assert_allclose(r1.v, r2.v, rtol=0, atol=tol * np.abs(r1.v).max())
+    np.testing.assert_allclose(r1.objective, r2.objective, rtol=tol)

@@ -125,15 +125,27 @@ def vstep_eval(v, y, w, mask, tau2, gamma, tau3, dk, grad=None, curv=None, threa
     z = y64 - v64
     e = np.exp(np.minimum(z, 80.0))
     dw = v64 - w if w is not None else np.zeros_like(v64)
-    val = float(np.sum(t * (e - gamma * z)) + tau3 * (np.sum(_dh(v64) ** 2) + np.sum(_dv(v64) ** 2))
-                + 0.5 * dk * np.sum(dw * dw))
+    gval = float(np.sum(t * (e - gamma * z)) + tau3 * (np.sum(_dh(v64) ** 2) + np.sum(_dv(v64) ** 2)))
+    val = gval + 0.5 * dk * float(np.sum(dw * dw))
     c = t * e
     if grad is not None:
         lap = 4 * v64 - np.roll(v64, 1, 0) - np.roll(v64, -1, 0) - np.roll(v64, 1, 1) - np.roll(v64, -1, 1)
         grad[...] = t * (gamma - e) + 2 * tau3 * lap + dk * dw
     if curv is not None:
         curv[...] = c
-    return val, float(c.min()), float(c.mean())
+    return val, float(c.min()), float(c.mean()), gval
+
+
+def diff_stats(a, b, c=None, mask=None, threads=1):
+    d = a.astype(np.float64) - b.astype(np.float64)
+    m = mask.astype(np.float64) if mask is not None else 1.0
+    dc = float(np.sum(d * c.astype(np.float64))) if c is not None else 0.0
+    return dc, float(np.sum(m * d * d)), float(np.sum(b.astype(np.float64) ** 2))
+
+
+def prox_target(v, f, mask, alpha, out, threads=1):
+    m = mask if mask is not None else 1
+    out[...] = v - v.dtype.type(alpha) * m * (v - f)
 
 
 def _full(half, n2):

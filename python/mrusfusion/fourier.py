@@ -52,10 +52,14 @@ class FourierProblem:
         MR observation (coarse grid), for the x-step right-hand side and the data term.
     planner_effort : str
         FFTW planner flag; ``FFTW_MEASURE`` takes longer once and then runs faster.
+    kernels : module
+        ``mrusfusion._core`` (default) or its NumPy twin ``mrusfusion._reference``.
     """
 
     def __init__(self, shape, ratio: int, psf: np.ndarray, dtype=np.float64, threads: int = 1,
-                 y_m: Optional[np.ndarray] = None, planner_effort: str = "FFTW_MEASURE"):
+                 y_m: Optional[np.ndarray] = None, planner_effort: str = "FFTW_MEASURE",
+                 kernels=_core):
+        self.kernels = kernels
         self.shape = n1, n2 = tuple(int(n) for n in shape)
         self.ratio = s = int(ratio)
         self.dtype = np.dtype(dtype)
@@ -117,11 +121,11 @@ class FourierProblem:
         ``fft2(z) = Xk - Gk / L`` (Woodbury closed form; ``Xk``, ``Gk`` may be None = 0)."""
         if out is None:
             out = self.empty_spec()
-        _core.xstep_solve(self.rhs_mr, Xk, Gk, self.lam, self.dtd, self.shape[1], self.ratio,
+        self.kernels.xstep_solve(self.rhs_mr, Xk, Gk, self.lam, self.dtd, self.shape[1], self.ratio,
                           float(tau1), float(L), self._twork, out, self.threads)
         return out
 
     def mr_residual(self, X: np.ndarray) -> float:
         """``||y_m - S C x||^2`` from ``X = rfft2(x)``."""
-        return _core.mr_residual_energy(X, self.lam, self.ym_spec, self.shape[1], self.ratio,
+        return self.kernels.mr_residual_energy(X, self.lam, self.ym_spec, self.shape[1], self.ratio,
                                         self.threads)

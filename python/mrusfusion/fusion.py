@@ -60,9 +60,14 @@ class FusionResult:
     x_init : ndarray
         Starting point (aligned bicubic interpolation of the MR image), MR scale.
     timings : dict
-        Seconds spent in set-up, x-steps, v-steps and in total.
+        Seconds spent in set-up, x-steps, v-steps, evaluations of the link and its Jacobian
+        (``link``, part of both steps), rejected inertial steps, and in total.
     vstep_newton, vstep_cg : ndarray
         Newton and CG iterations of each v-step.
+    trials : ndarray
+        Number of x-step solves of each iteration (1 + the backtracking increases of ``L``).
+    restarts : int
+        Inertial steps rejected by the monotone safeguard (redone as plain PALM steps).
     """
 
     x: np.ndarray
@@ -82,6 +87,8 @@ class FusionResult:
     timings: dict = field(default_factory=dict)
     vstep_newton: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
     vstep_cg: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
+    trials: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
+    restarts: int = 0
 
     @property
     def message(self) -> str:
@@ -168,7 +175,8 @@ def fuse(mr, us, *, ratio: Optional[int] = None, degree: int = 4, tau1: Optional
          max_iter: int = 300, tol: float = 1e-5, vstep_tol: float = 1e-5,
          backtrack: float = 2.0, gamma2: float = 1.1, L0: Optional[float] = None,
          callback: Optional[Callable] = None, progress: bool = False,
-         threads: Optional[int] = None, planner_effort: str = "FFTW_MEASURE") -> FusionResult:
+         inertial: bool = True, threads: Optional[int] = None,
+         planner_effort: str = "FFTW_MEASURE", _backend: str = "native") -> FusionResult:
     """Fuse an MR image with a registered US image (El Mansouri et al. 2020).
 
     Super-resolves the MR image and despeckles the US image at once by minimising
@@ -224,6 +232,12 @@ def fuse(mr, us, *, ratio: Optional[int] = None, degree: int = 4, tau1: Optional
         ``d_k = gamma2 * 2 tau4`` in the v-step (> 1).
     L0 : float, optional
         Initial ``L`` (default ``2 tau4``).
+    inertial : bool
+        Inertial (accelerated) PALM: each iteration starts from the extrapolated point
+        ``x_k + beta_k (x_k - x_{k-1})`` (and likewise ``v``) with FISTA weights ``beta_k``
+        (Pock and Sabach 2016). A monotone safeguard redoes any step that would raise ``psi`` as
+        a plain PALM step and restarts the momentum, so ``psi`` still never increases.
+        ``False`` gives the paper's plain PALM.
     callback : callable, optional
         ``callback(state)`` after each iteration with an :class:`IterationState`; raising
         ``StopIteration`` stops the solver cleanly.
@@ -260,6 +274,8 @@ def fuse(mr, us, *, ratio: Optional[int] = None, degree: int = 4, tau1: Optional
        Endometriosis Detection", IEEE Trans. Image Process. 29 (2020) 5324-5335.
     .. [2] J. Bolte, S. Sabach, M. Teboulle, "Proximal alternating linearized minimization for
        nonconvex and nonsmooth problems", Math. Program. 146 (2014) 459-494.
+    .. [4] T. Pock, S. Sabach, "Inertial proximal alternating linearized minimization (iPALM)
+       for nonconvex and nonsmooth problems", SIAM J. Imaging Sci. 9 (2016) 1756-1787.
     .. [3] N. Zhao et al., "Fast single image super-resolution using a new analytical solution
        for l2-l2 problems", IEEE Trans. Image Process. 25 (2016) 3683-3697.
 
@@ -307,7 +323,12 @@ def fuse(mr, us, *, ratio: Optional[int] = None, degree: int = 4, tau1: Optional
     mr_scale, us_scale = _scale(y_m, "mr"), _scale(y_u, "us")
     ym = y_m / dtype.type(mr_scale)
     yu = y_u / dtype.type(us_scale)
-    fp = FourierProblem(y_u.shape, s, psf_arr, dtype, nt, ym, planner_effort)
+    if _backend not in ("native", "numpy"):
+        raise ValueError(f"`_backend` must be 'native' or 'numpy', got {_backend!r}")
+    K = _core
+    if _backend == "numpy":
+        from . import _reference as K
+    fp = FourierProblem(y_u.shape, s, psf_arr, dtype, nt, ym, planner_effort, kernels=K)
     x0 = bicubic_upsample(ym, s)
 
     if coeffs is None:
@@ -320,101 +341,133 @@ def fuse(mr, us, *, ratio: Optional[int] = None, degree: int = 4, tau1: Optional
     poly = (cf, d, gm.mode, gm.uv, gm.uh, gm.eps)
     x0c = np.ascontiguousarray(x0, dtype=dtype)
     n_fit = float(m.sum()) if m is not None else float(yu.size)
-    resvar = _core.coupling_eval(x0c, *poly, yu, m, None, None, None, nt) / n_fit
+    resvar = K.coupling_eval(x0c, *poly, yu, m, None, None, None, nt) / n_fit
     weights = estimate_weights(ym, yu, s, fp.abs_lam2, resvar, tau1=tau1, tau2=tau2, tau3=tau3,
                                tau4=tau4, gamma=gamma, mask=m)
     t1, t2, t3, t4, gam = weights.tau1, weights.tau2, weights.tau3, weights.tau4, weights.gamma
 
-    # Buffers, allocated once (FFTW-aligned): iterate, trial, spectra, link values, work.
-    x, xt = fp.empty_real(), fp.empty_real()
+    # Buffers, allocated once (FFTW-aligned): iterates (current, previous, extrapolated, trial),
+    # their spectra, link values f, f_x, f_g at the current, extrapolated and trial x, work.
+    R, S = fp.empty_real, fp.empty_spec
+    x, x_prev, xe, xt = R(), R(), R(), R()
+    v, v_prev, ve, vt = R(), R(), R(), R()
     np.copyto(x, x0c)
-    v = fp.empty_real()
     np.copyto(v, yu)
-    X, Xt, Gs = fp.forward(x), fp.empty_spec(), fp.empty_spec()
-    f, fx, fg = (fp.empty_real() for _ in range(3))
-    ft, fxt, fgt = (fp.empty_real() for _ in range(3))
-    G, w, dx, w1 = (fp.empty_real() for _ in range(4))
-    w2 = fp.empty_real() if gm.mode == 1 else None
-    v_old = fp.empty_real()
+    X, X_prev, Xe, Xt, Gs = fp.forward(x), S(), S(), S(), S()
+    f, fx, fg = R(), R(), R()
+    fe, fxe, fge = R(), R(), R()
+    ft, fxt, fgt = R(), R(), R()
+    G, w, w1 = R(), R(), R()
+    w2 = R() if gm.mode == 1 else None
     vsolver = VStepSolver(fp, yu, m, t2, t3, gam, tol=vstep_tol)
 
-    def coupling(xx, ff, ffx, ffg):
-        return _core.coupling_eval(xx, *poly, v, m, ff, ffx, ffg, nt)
+    def coupling(xx, vv, ff, ffx, ffg):
+        """sum m (vv - f(xx))^2, writing f, f_x, f_g at xx."""
+        return K.coupling_eval(xx, *poly, vv, m, ff, ffx, ffg, nt)
 
-    def objective(Hsum):
-        return (0.5 * fp.mr_residual(X) + t1 * _core.squared_gradient_norm(x, nt)
-                + vsolver.value(v) + t4 * Hsum)
+    def objective(xx, XX, Hsum, g_value):
+        return 0.5 * fp.mr_residual(XX) + t1 * K.squared_gradient_norm(xx, nt) + g_value + t4 * Hsum
 
-    Hsum = coupling(x, f, fx, fg)
+    Hsum = coupling(x, v, f, fx, fg)
     if m is not None:
         # Outside the US field of view v starts from the link's prediction f(x_0), so US values
         # there (often padding) have no influence at all.
         v -= (1 - m) * (v - f)
-        Hsum = coupling(x, None, None, None)
-    psi = objective(Hsum)
+        Hsum = coupling(x, v, f, fx, fg)
+    psi = objective(x, X, Hsum, vsolver.value(v))
     if not np.isfinite(psi):
         raise ValueError("the objective is not finite at the starting point; check the inputs "
                          "and the weights")
-    objective_hist, lip_hist, newton_hist, cg_hist = [psi], [], [], []
+    objective_hist, lip_hist, newton_hist, cg_hist, trial_hist = [psi], [], [], [], []
     L = float(L0) if L0 is not None else max(2.0 * t4, _LIPSCHITZ_FLOOR)
     t_setup = time.perf_counter() - t_start
-    t_x = t_v = 0.0
+    t_x = t_v = t_link = t_rejected = 0.0
     converged, stop_reason = False, "maximum number of iterations reached"
     bar = _Progress(progress, max_iter)
-    k = 0
+    eps_round = 4 * np.finfo(dtype).eps
+    t_mom, have_prev, n_restarts = 1.0, False, 0
     try:
-        for k in range(1, max_iter + 1):
-            # x-step with backtracking (DESIGN section 5.1).
+        k = 0
+        while k < max_iter:
+            # Inertial extrapolation (iPALM, Pock and Sabach 2016) with FISTA weights; the
+            # spectrum extrapolates linearly too, so it costs no FFT.
+            beta, t_next = 0.0, 1.0
+            if inertial and have_prev:
+                t_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t_mom * t_mom))
+                beta = (t_mom - 1.0) / t_next
+            if beta > 0:
+                bx = dtype.type(beta)
+                np.subtract(x, x_prev, out=xe); xe *= bx; xe += x
+                np.subtract(X, X_prev, out=Xe); Xe *= bx; Xe += X
+                np.subtract(v, v_prev, out=ve); ve *= bx; ve += v
+                xb, Xb, vb = xe, Xe, ve
+                tl = time.perf_counter()
+                Hb = coupling(xb, vb, fe, fxe, fge)
+                t_link += time.perf_counter() - tl
+                fb, fxb, fgb = fe, fxe, fge
+            else:
+                xb, Xb, vb, Hb, fb, fxb, fgb = x, X, v, Hsum, f, fx, fg
+            # x-step with backtracking (DESIGN section 5.1) from the base point: the FFTs of
+            # x_b and of the gradient are shared by all trials, each costing one inverse FFT.
             ta = time.perf_counter()
-            _core.jacobian_transpose(x, v, f, m, fx, fg, gm.mode, gm.uv, gm.uh, gm.eps,
-                                     -2.0 * t4, w1, w2, G, nt)
+            K.jacobian_transpose(xb, vb, fb, m, fxb, fgb, gm.mode, gm.uv, gm.uh, gm.eps,
+                                 -2.0 * t4, w1, w2, G, nt)
+            t_link += time.perf_counter() - ta
             fp.forward(G, Gs)
-            H0 = t4 * Hsum
+            H0 = t4 * Hb
             L = max(L / lam, _LIPSCHITZ_FLOOR)
-            for _ in range(200):
-                fp.solve(L, t1, X, Gs, out=Xt)
+            for n_trials in range(1, 201):
+                fp.solve(L, t1, Xb, Gs, out=Xt)
                 fp.inverse(Xt, xt)
-                Ht_sum = coupling(xt, ft, fxt, fgt)
-                np.subtract(xt, x, out=dx)
-                dxg, dxx = float(np.vdot(dx, G)), float(np.vdot(dx, dx))
+                tl = time.perf_counter()
+                Ht = t4 * coupling(xt, vb, ft, fxt, fgt)
+                t_link += time.perf_counter() - tl
+                dxg, dxx, _ = K.diff_stats(xt, xb, G, None, nt)
                 bound = H0 + dxg + 0.5 * L * dxx
-                slack = 4 * np.finfo(dtype).eps * (abs(H0) + abs(dxg) + 0.5 * L * dxx)
-                if t4 * Ht_sum <= bound + slack:
+                if Ht <= bound + eps_round * (abs(H0) + abs(dxg) + 0.5 * L * dxx):
                     break
                 L *= lam
             else:
                 stop_reason = "backtracking on L failed"
                 break
-            x_norm = float(np.linalg.norm(x)) or 1.0
-            rel_x = np.sqrt(dxx) / x_norm
-            x, xt = xt, x
-            X, Xt = Xt, X
-            f, ft, fx, fxt, fg, fgt = ft, f, fxt, fx, fgt, fg
             tb = time.perf_counter()
             t_x += tb - ta
-            # v-step (DESIGN section 5.2).
-            np.copyto(v_old, v)
+            # v-step (DESIGN section 5.2) from the base point.
             dk = gamma2 * 2.0 * t4
-            np.subtract(v, f, out=w)
-            if m is not None:
-                w *= m
-            w *= -2.0 * t4 / dk
-            w += v
-            info = vsolver.solve(v, w, dk)
+            K.prox_target(vb, ft, m, 2.0 * t4 / dk, w, nt)
+            np.copyto(vt, vb)
+            info = vsolver.solve(vt, w, dk)
+            _, Hsum_t, _ = K.diff_stats(vt, ft, None, m, nt)
+            psi_new = objective(xt, Xt, Hsum_t, info.g_value)
+            t_v += time.perf_counter() - tb
+            if beta > 0 and not psi_new <= psi:
+                # Monotone safeguard: the extrapolated step raised psi; restart the momentum and
+                # redo the iteration as a plain PALM step (which cannot raise psi).
+                t_mom, have_prev, n_restarts = 1.0, False, n_restarts + 1
+                t_rejected += time.perf_counter() - ta
+                continue
+            if not np.isfinite(psi_new):
+                stop_reason = "objective became non-finite"  # keep the last finite iterate
+                break
+            k += 1
+            _, dxx, xx = K.diff_stats(xt, x, None, None, nt)
+            _, dvv, vv = K.diff_stats(vt, v, None, None, nt)
+            rel_x = np.sqrt(dxx / xx) if xx > 0 else np.sqrt(dxx)
+            rel_v = np.sqrt(dvv / vv) if vv > 0 else np.sqrt(dvv)
+            # Rotate buffers: current -> previous, trial -> current.
+            x_prev, x, xt = x, xt, x_prev
+            X_prev, X, Xt = X, Xt, X_prev
+            v_prev, v, vt = v, vt, v_prev
+            f, ft, fx, fxt, fg, fgt = ft, f, fxt, fx, fgt, fg
+            Hsum, psi = Hsum_t, psi_new
+            if inertial and have_prev:
+                t_mom = t_next
+            have_prev = True
             newton_hist.append(info.newton_iter)
             cg_hist.append(info.cg_iter)
-            Hsum = coupling(x, None, None, None)
-            psi_new = objective(Hsum)
-            t_v += time.perf_counter() - tb
-            if not np.isfinite(psi_new):
-                np.copyto(v, v_old)  # keep the last finite iterate
-                stop_reason = "objective became non-finite"
-                break
-            psi = psi_new
+            trial_hist.append(n_trials)
             objective_hist.append(psi)
             lip_hist.append(L)
-            np.subtract(v, v_old, out=dx)
-            rel_v = float(np.linalg.norm(dx)) / (float(np.linalg.norm(v_old)) or 1.0)
             bar.update(k, psi)
             if callback is not None:
                 try:
@@ -428,15 +481,16 @@ def fuse(mr, us, *, ratio: Optional[int] = None, degree: int = 4, tau1: Optional
     finally:
         bar.close()
     n_iter = len(objective_hist) - 1
-    timings = {"setup": t_setup, "x_step": t_x, "v_step": t_v,
-               "total": time.perf_counter() - t_start}
+    timings = {"setup": t_setup, "x_step": t_x, "v_step": t_v, "link": t_link,
+               "rejected": t_rejected, "total": time.perf_counter() - t_start}
     return FusionResult(
         x=np.array(x * dtype.type(mr_scale)), v=np.array(v * dtype.type(us_scale)),
         coeffs=link.coeffs.copy(), link=link, objective=np.asarray(objective_hist),
         lipschitz=np.asarray(lip_hist), n_iter=n_iter, converged=converged,
         stop_reason=stop_reason, mr_scale=mr_scale, us_scale=us_scale, ratio=s, weights=weights,
         x_init=np.array(x0c * dtype.type(mr_scale)), timings=timings,
-        vstep_newton=np.asarray(newton_hist, int), vstep_cg=np.asarray(cg_hist, int))
+        vstep_newton=np.asarray(newton_hist, int), vstep_cg=np.asarray(cg_hist, int),
+        trials=np.asarray(trial_hist, int), restarts=n_restarts)
 
 
 def super_resolve(mr, ratio: int, *, tau: Optional[float] = None, psf=None,

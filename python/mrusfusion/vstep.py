@@ -16,7 +16,6 @@ from typing import Optional
 
 import numpy as np
 
-from . import _core
 
 __all__ = ["VStepSolver", "VStepInfo"]
 
@@ -30,7 +29,8 @@ class VStepInfo:
     grad_norm: float
     tolerance: float  # the gradient-norm threshold that was asked for
     converged: bool
-    value: float
+    value: float  # G_k(v) at the returned v
+    g_value: float  # G(v): the same without the proximal term
 
 
 class VStepSolver:
@@ -39,7 +39,7 @@ class VStepSolver:
     Parameters
     ----------
     fourier : FourierProblem
-        Provides the FFT plans and ``|D|^2`` (the preconditioner).
+        Provides the FFT plans, ``|D|^2`` (the preconditioner) and the kernel backend.
     y : ndarray
         Observed US image (solver units).
     mask : ndarray or None
@@ -55,19 +55,19 @@ class VStepSolver:
     def __init__(self, fourier, y, mask, tau2: float, tau3: float, gamma: float, *,
                  tol: float = 1e-6, max_newton: int = 30, max_cg: int = 50):
         self.fp = fourier
+        self._k = fourier.kernels
         self.y, self.mask = y, mask
         self.tau2, self.tau3, self.gamma = float(tau2), float(tau3), float(gamma)
         self.tol, self.max_newton, self.max_cg = float(tol), int(max_newton), int(max_cg)
         self.threads = fourier.threads
         e = fourier.empty_real
-        self.g, self.c, self.p, self.r, self.s, self.hs, self.z, self.trial = (e() for _ in range(8))
+        self._bufs = [e() for _ in range(10)]
         self.zspec = fourier.empty_spec()
-        self.cg_total = 0
 
     def value(self, v, w=None, dk: float = 0.0) -> float:
         """``G_k(v)`` (with ``w=None`` and ``dk=0``: ``G(v)`` of the objective)."""
-        val, _, _ = _core.vstep_eval(v, self.y, w, self.mask, self.tau2, self.gamma, self.tau3,
-                                     dk, None, None, self.threads)
+        val, _, _, _ = self._k.vstep_eval(v, self.y, w, self.mask, self.tau2, self.gamma,
+                                          self.tau3, dk, None, None, self.threads)
         return val
 
     def _precondition(self, r, out, shift: float) -> None:
@@ -77,25 +77,24 @@ class VStepSolver:
         fp.inverse(self.zspec, out)
 
     def solve(self, v, w=None, dk: float = 0.0) -> VStepInfo:
-        """Minimise ``G_k`` in place, starting from ``v``."""
-        nt = self.threads
-        g, c, p, r, s, hs, z = self.g, self.c, self.p, self.r, self.s, self.hs, self.z
-        cg_it = 0
+        """Minimise ``G_k`` in place, starting from ``v``; never increases ``G_k``."""
+        K, nt = self._k, self.threads
+        g, c, gt, ct, p, r, s, hs, z, trial = self._bufs
+        args = (self.y, w, self.mask, self.tau2, self.gamma, self.tau3, dk)
+        val, cmin, cmean, gval = K.vstep_eval(v, *args, g, c, nt)
         vnorm = float(np.linalg.norm(v)) or 1.0
-        g0 = None
+        cg_it, g0 = 0, None
         for it in range(self.max_newton + 1):
-            val, cmin, cmean = _core.vstep_eval(v, self.y, w, self.mask, self.tau2, self.gamma,
-                                                self.tau3, dk, g, c, nt)
             gnorm = float(np.linalg.norm(g))
             mu = dk + cmin
             if mu <= 0:  # masked pixels without coupling: fall back to the mean curvature
                 mu = dk + cmean
             thresh = self.tol * mu * vnorm
             if not np.isfinite(val) or gnorm <= thresh or it == self.max_newton:
-                return VStepInfo(it, cg_it, gnorm, thresh, gnorm <= thresh, val)
+                return VStepInfo(it, cg_it, gnorm, thresh, gnorm <= thresh, val, gval)
             g0 = gnorm if g0 is None else g0
-            eta = min(0.5, np.sqrt(gnorm / g0)) * 0.5
-            # PCG on H p = -g.
+            eta = 0.5 * min(0.5, np.sqrt(gnorm / g0))
+            # PCG on H p = -g with the Fourier-diagonal preconditioner.
             p.fill(0.0)
             np.negative(g, out=r)
             shift = cmean + dk
@@ -104,8 +103,8 @@ class VStepSolver:
             rz = float(np.vdot(r, z))
             for _ in range(self.max_cg):
                 cg_it += 1
-                shs = _core.dtd_apply(s, c, dk, 2.0 * self.tau3, hs, nt)
-                if shs <= 0:
+                shs = K.dtd_apply(s, c, dk, 2.0 * self.tau3, hs, nt)
+                if not shs > 0:
                     break
                 alpha = rz / shs
                 p += alpha * s
@@ -117,20 +116,23 @@ class VStepSolver:
                 s *= rz_new / rz
                 s += z
                 rz = rz_new
-            # Armijo backtracking on G_k (the full Newton step is nearly always taken).
             slope = float(np.vdot(g, p))
-            if slope >= 0:  # not a descent direction (inexact CG): use steepest descent
-                np.negative(g, out=p)
-                slope = -gnorm**2 / max(cmean + dk + 8 * self.tau3, 1e-300) 
-                p /= max(cmean + dk + 8 * self.tau3, 1e-300)
+            if not slope < 0:  # inexact CG gave no descent direction: take a scaled gradient step
+                scale = 1.0 / max(cmean + dk + 8.0 * self.tau3, 1e-300)
+                np.multiply(g, -scale, out=p)
+                slope = -scale * gnorm**2
+            # Armijo backtracking; the trial's gradient is the next Newton step's.
             t = 1.0
             for _ in range(60):
-                np.multiply(p, t, out=self.trial)
-                self.trial += v
-                if self.value(self.trial, w, dk) <= val + 1e-4 * t * slope:
+                np.multiply(p, t, out=trial)
+                trial += v
+                tv = K.vstep_eval(trial, *args, gt, ct, nt)
+                if tv[0] <= val + 1e-4 * t * slope:
                     break
                 t *= 0.5
             else:
-                return VStepInfo(it, cg_it, gnorm, thresh, False, val)
-            np.copyto(v, self.trial)
-        return VStepInfo(self.max_newton, cg_it, gnorm, thresh, False, val)  # pragma: no cover
+                return VStepInfo(it, cg_it, gnorm, thresh, False, val, gval)
+            np.copyto(v, trial)
+            val, cmin, cmean, gval = tv
+            g, gt, c, ct = gt, g, ct, c
+        raise AssertionError("unreachable")  # pragma: no cover

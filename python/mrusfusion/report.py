@@ -1,0 +1,219 @@
+"""Figures of a fusion result (matplotlib, an optional extra: ``pip install "mrusfusion[plot]"``).
+
+The figures are drawn on a :class:`matplotlib.figure.Figure` with its own Agg canvas: nothing
+here touches pyplot, the global backend or rcParams, so this is safe in scripts, servers and
+threads, and the figures are never shown, only returned or written.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .io import _umask
+
+__all__ = ["fusion_figure", "figure_format"]
+
+_PLOT_HINT = 'pip install "mrusfusion[plot]"'
+
+
+def _matplotlib():
+    """``(Figure, FigureCanvasAgg)``, imported on first use with an install hint."""
+    try:
+        import matplotlib  # noqa: F401 - first, so a missing package fails here
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise ImportError(f"figures need matplotlib, which is not installed: {_PLOT_HINT}") from exc
+    return Figure, FigureCanvasAgg
+
+
+def _image_panel(ax, img, title, vmin, vmax):
+    ax.imshow(img, cmap="gray", vmin=vmin, vmax=vmax, interpolation="nearest")
+    ax.set_title(f"{title}\n{img.shape[0]}x{img.shape[1]}, [{np.min(img):.3g}, {np.max(img):.3g}]",
+                 fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _objective_panel(ax, objective):
+    psi = np.asarray(objective, dtype=np.float64)
+    k = np.arange(psi.size)
+    gap = psi - psi.min()
+    positive = gap > 0
+    if np.count_nonzero(positive) >= 2:
+        # The last iterate is the minimum (psi never increases), so its gap is 0: drop the zeros
+        # rather than add an arbitrary floor that would dominate the log axis.
+        ax.semilogy(k[positive], gap[positive], ".-", ms=3, lw=1)
+        ax.set_ylabel(r"$\psi_k - \min_j \psi_j$")
+    else:
+        ax.plot(k, psi, ".-", ms=3, lw=1)
+        ax.set_ylabel(r"$\psi_k$")
+    ax.set_xlabel("iteration k")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title(f"objective, solver units ({psi.size - 1} iteration(s))\n"
+                 f"psi: {psi[0]:.6g} -> {psi[-1]:.6g}", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+
+
+def _write_atomic(path, write, *, overwrite: bool) -> Path:
+    """Write a file through ``write(binary_handle)`` without ever leaving a partial file.
+
+    The data go to a temporary file in the target folder, are flushed to disk and renamed into
+    place (:func:`os.replace`, or a hard link when ``overwrite`` is false so that a file created
+    meanwhile is not clobbered), as :func:`mrusfusion.io.save` does for images.
+    """
+    target = Path(os.fspath(path)).expanduser()
+    if target.is_dir():
+        raise IsADirectoryError(f"{str(target)!r} is a directory")
+    exists_msg = f"{target} already exists; pass overwrite=True to replace it"
+    if target.exists() and not overwrite:
+        raise FileExistsError(exists_msg)
+    if not target.parent.is_dir():
+        raise FileNotFoundError(f"folder {str(target.parent)!r} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{target.suffix}",
+                               dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            mode = target.stat().st_mode & 0o7777
+        except FileNotFoundError:
+            mode = 0o666 & ~_umask()
+        os.chmod(tmp, mode)  # mkstemp's 0o600 would hide the file from other users
+        if overwrite:
+            os.replace(tmp, target)
+        else:
+            try:
+                os.link(tmp, target)
+            except FileExistsError:
+                raise FileExistsError(exists_msg) from None
+            except OSError:  # filesystem without hard links
+                if target.exists():
+                    raise FileExistsError(exists_msg) from None
+                os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    return target
+
+
+def figure_format(path) -> str:
+    """The matplotlib format named by the extension of ``path`` (``"png"``, ``"pdf"``, ...).
+
+    Raises
+    ------
+    ImportError
+        If matplotlib is not installed (the message says ``pip install "mrusfusion[plot]"``).
+    ValueError
+        If matplotlib cannot write that extension; the message lists those it can.
+    """
+    _, FigureCanvasAgg = _matplotlib()
+    suffix = Path(os.fspath(path)).suffix
+    fmt = suffix.lower().lstrip(".")
+    supported = FigureCanvasAgg.get_supported_filetypes()
+    if fmt not in supported:
+        raise ValueError(f"cannot write a figure to {Path(os.fspath(path)).name!r}: unsupported "
+                         f"extension {suffix or '(none)'!r}; supported: "
+                         f"{', '.join('.' + k for k in sorted(supported))}")
+    return fmt
+
+
+def fusion_figure(mr, us, result, path=None, *, title: Optional[str] = None,
+                  overwrite: bool = False):
+    """One figure summarising a fusion: the inputs, the two outputs, the start and the objective.
+
+    Parameters
+    ----------
+    mr : array_like, shape (m1, m2)
+        Observed MR image given to :func:`mrusfusion.fuse`.
+    us : array_like, shape (s m1, s m2)
+        Observed US image given to :func:`mrusfusion.fuse`.
+    result : FusionResult
+        What :func:`mrusfusion.fuse` returned for ``mr`` and ``us``.
+    path : str or os.PathLike, optional
+        Also write the figure there; the extension picks the format (``.png``, ``.pdf``,
+        ``.svg``, ...).
+    title : str, optional
+        Figure title; default: the solver's message, the ratio, the degree and ``tau4``.
+    overwrite : bool, default False
+        Replace an existing file at ``path``. Without it an existing file is left untouched.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        A 2x3 grid: observed MR, observed US, fused ``x``; US-domain ``v``, the bicubic start
+        ``x_0`` and the objective curve.
+
+    Raises
+    ------
+    ImportError
+        If matplotlib is not installed; the message says ``pip install "mrusfusion[plot]"``.
+    FileExistsError
+        If ``path`` exists and ``overwrite`` is false.
+    FileNotFoundError
+        If the folder of ``path`` does not exist.
+    ValueError
+        If the extension of ``path`` is not a format matplotlib writes.
+
+    Notes
+    -----
+    The MR-scale panels (MR, ``x``, ``x_0``) share one grey scale and the US-scale panels (US,
+    ``v``) another, so contrasts compare by eye. The objective ``psi_k`` (solver units, never
+    increasing) is drawn as ``psi_k - min psi`` on a log axis, or as is when there are fewer than
+    two positive gaps. The file is written to a temporary file in the target folder and renamed
+    into place (:func:`os.replace`, or a hard link when ``overwrite`` is false), so a failure never
+    leaves a partial figure. Only :class:`matplotlib.figure.Figure` with an Agg canvas is used:
+    pyplot, the global backend and rcParams are untouched.
+
+    References
+    ----------
+    .. [1] O. El Mansouri et al., "Fusion of Magnetic Resonance and Ultrasound Images for
+       Endometriosis Detection", IEEE Trans. Image Process. 29 (2020) 5324-5335 (Fig. 1 shows
+       the same panels).
+
+    Examples
+    --------
+    >>> from mrusfusion import fuse, simulate, phantom
+    >>> from mrusfusion.report import fusion_figure
+    >>> sim = simulate(phantom((32, 32)), ratio=2, seed=0)
+    >>> res = fuse(sim.mr, sim.us, max_iter=5)
+    >>> len(fusion_figure(sim.mr, sim.us, res).axes)
+    6
+    """
+    Figure, FigureCanvasAgg = _matplotlib()
+    mr = np.asarray(mr, dtype=np.float64)
+    us = np.asarray(us, dtype=np.float64)
+    x = np.asarray(result.x, dtype=np.float64)
+    v = np.asarray(result.v, dtype=np.float64)
+    x0 = np.asarray(result.x_init, dtype=np.float64)
+    mr_range = (min(mr.min(), x.min(), x0.min()), max(mr.max(), x.max(), x0.max()))
+    us_range = (min(us.min(), v.min()), max(us.max(), v.max()))
+
+    fig = Figure(figsize=(13.0, 8.5), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(2, 3)
+    _image_panel(axes[0, 0], mr, "observed MR $y_m$", *mr_range)
+    _image_panel(axes[0, 1], us, "observed US $y_u$", *us_range)
+    _image_panel(axes[0, 2], x, "fused $x$ (MR domain)", *mr_range)
+    _image_panel(axes[1, 0], v, "US-domain estimate $v$", *us_range)
+    _image_panel(axes[1, 1], x0, "bicubic start $x_0$", *mr_range)
+    _objective_panel(axes[1, 2], result.objective)
+    if title is None:
+        w = result.weights
+        title = (f"{result.message}; ratio {result.ratio}, degree {result.link.degree}, "
+                 f"tau4 = {w.tau4:.3g}")
+    fig.suptitle(title)
+    if path is not None:
+        fmt = figure_format(path)
+        _write_atomic(path, lambda handle: fig.savefig(handle, format=fmt, dpi=110),
+                      overwrite=overwrite)
+    return fig

@@ -235,9 +235,14 @@ double coupling_eval_t(const py::array& x, const py::array& c, int degree, const
   auto ci = py::array_t<T, py::array::c_style>::ensure(c);
   auto vi = opt_input<T>(v, "v", n1, n2);
   auto mi = opt_input<T>(mask, "mask", n1, n2);
-  T* fo = opt_output<T>(f, "f", n1, n2);
-  T* fxo = opt_output<T>(fx, "fx", n1, n2);
-  T* fgo = opt_output<T>(fg, "fg", n1, n2);
+  // Outputs not asked for go to scratch images (the kernel writes all three).
+  py::array_t<T> scratch;
+  const bool need = f.is_none() || fx.is_none() || fg.is_none();
+  if (need) scratch = py::array_t<T>({py::ssize_t(3), n1, n2});
+  T* sp = need ? scratch.mutable_data() : nullptr;
+  T* fo = f.is_none() ? sp : opt_output<T>(f, "f", n1, n2);
+  T* fxo = fx.is_none() ? sp + n1 * n2 : opt_output<T>(fx, "fx", n1, n2);
+  T* fgo = fg.is_none() ? sp + 2 * n1 * n2 : opt_output<T>(fg, "fg", n1, n2);
   py::gil_scoped_release nogil;
   return coupling_eval(xi.data(), n1, n2, gs, ci.data(), degree, ptr(vi), ptr(mi), fo, fxo, fgo,
                        threads);
@@ -346,7 +351,7 @@ void prox_py(const py::object& ao, const py::object& y, const py::object& mask, 
 }
 
 template <class T>
-std::tuple<double, double, double> vstep_t(const py::array& v, const py::object& y,
+std::tuple<double, double, double, double> vstep_t(const py::array& v, const py::object& y,
                                            const py::object& w, const py::object& mask,
                                            double tau2, double gamma, double tau3, double dk,
                                            const py::object& grad, const py::object& curv,
@@ -359,17 +364,17 @@ std::tuple<double, double, double> vstep_t(const py::array& v, const py::object&
   if (!yi.ndim()) throw py::value_error("`y` is required");
   T* go = opt_output<T>(grad, "grad", n1, n2);
   T* co = opt_output<T>(curv, "curv", n1, n2);
-  double stats[2];
+  double stats[3];
   double val;
   {
     py::gil_scoped_release nogil;
     val = vstep_eval(vi.data(), yi.data(), ptr(wi), ptr(mi), n1, n2, tau2, gamma, tau3, dk, go, co,
                      stats, threads);
   }
-  return {val, stats[0], stats[1]};
+  return {val, stats[0], stats[1], stats[2]};
 }
 
-std::tuple<double, double, double> vstep_py(const py::object& vo, const py::object& y,
+std::tuple<double, double, double, double> vstep_py(const py::object& vo, const py::object& y,
                                             const py::object& w, const py::object& mask,
                                             double tau2, double gamma, double tau3, double dk,
                                             const py::object& grad, const py::object& curv,
@@ -377,6 +382,54 @@ std::tuple<double, double, double> vstep_py(const py::object& vo, const py::obje
   py::array v = as_array(vo, "v");
   if (is_f64(v)) return vstep_t<double>(v, y, w, mask, tau2, gamma, tau3, dk, grad, curv, threads);
   if (is_f32(v)) return vstep_t<float>(v, y, w, mask, tau2, gamma, tau3, dk, grad, curv, threads);
+  bad_float(v, "v");
+}
+
+template <class T>
+std::tuple<double, double, double> diff_stats_t(const py::array& a, const py::object& b,
+                                                const py::object& c, const py::object& mask,
+                                                int threads) {
+  const idx n1 = a.shape(0), n2 = a.shape(1);
+  auto ai = input<T>(a, "a", n1, n2);
+  auto bi = opt_input<T>(b, "b", n1, n2);
+  auto ci = opt_input<T>(c, "c", n1, n2);
+  auto mi = opt_input<T>(mask, "mask", n1, n2);
+  if (!bi.ndim()) throw py::value_error("`b` is required");
+  double out[3];
+  {
+    py::gil_scoped_release nogil;
+    diff_stats(ai.data(), bi.data(), ptr(ci), ptr(mi), n1, n2, out, threads);
+  }
+  return {out[0], out[1], out[2]};
+}
+
+std::tuple<double, double, double> diff_stats_py(const py::object& ao, const py::object& b,
+                                                 const py::object& c, const py::object& mask,
+                                                 int threads) {
+  py::array a = as_array(ao, "a");
+  if (is_f64(a)) return diff_stats_t<double>(a, b, c, mask, threads);
+  if (is_f32(a)) return diff_stats_t<float>(a, b, c, mask, threads);
+  bad_float(a, "a");
+}
+
+template <class T>
+void prox_target_t(const py::array& v, const py::object& f, const py::object& mask, double alpha,
+                   py::array& out, int threads) {
+  const idx n1 = v.shape(0), n2 = v.shape(1);
+  auto vi = input<T>(v, "v", n1, n2);
+  auto fi = opt_input<T>(f, "f", n1, n2);
+  auto mi = opt_input<T>(mask, "mask", n1, n2);
+  if (!fi.ndim()) throw py::value_error("`f` is required");
+  T* o = output<T>(out, "out", n1, n2);
+  py::gil_scoped_release nogil;
+  prox_target(vi.data(), fi.data(), ptr(mi), n1 * n2, alpha, o, threads);
+}
+
+void prox_target_py(const py::object& vo, const py::object& f, const py::object& mask,
+                    double alpha, py::array out, int threads) {
+  py::array v = as_array(vo, "v");
+  if (is_f64(v)) return prox_target_t<double>(v, f, mask, alpha, out, threads);
+  if (is_f32(v)) return prox_target_t<float>(v, f, mask, alpha, out, threads);
   bad_float(v, "v");
 }
 
@@ -487,6 +540,12 @@ PYBIND11_MODULE(_core, m) {
   m.def("vstep_eval", &vstep_py, py::arg("v"), py::arg("y"), py::arg("w"), py::arg("mask"),
         py::arg("tau2"), py::arg("gamma"), py::arg("tau3"), py::arg("dk"), py::arg("grad") = none,
         py::arg("curv") = none, py::arg("threads") = 1);
+  m.def("diff_stats", &diff_stats_py, py::arg("a"), py::arg("b"), py::arg("c") = none,
+        py::arg("mask") = none, py::arg("threads") = 1,
+        "(sum (a-b) c, sum m (a-b)^2, sum b^2) in one pass.");
+  m.def("prox_target", &prox_target_py, py::arg("v"), py::arg("f"), py::arg("mask"),
+        py::arg("alpha"), py::arg("out"), py::arg("threads") = 1,
+        "out = v - alpha m (v - f).");
   m.def("xstep_solve", &xstep_py, py::arg("Rm"), py::arg("Xk"), py::arg("Gk"), py::arg("Lam"),
         py::arg("dtd"), py::arg("n2"), py::arg("s"), py::arg("tau1"), py::arg("L"),
         py::arg("Twork"), py::arg("X"), py::arg("threads") = 1);

@@ -2,6 +2,8 @@
 // Kernels know nothing of Python: raw pointers, shapes and a thread count.
 #pragma once
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 #include <stdexcept>
 #include <vector>
 
@@ -46,11 +48,75 @@ inline double sum_rows(idx n1, int threads, Row&& row) {
   return s;
 }
 
+// As sum_rows, with a per-thread scratch buffer of `width` doubles: row(i, scratch).
+template <class Row>
+inline double sum_rows_scratch(idx n1, idx width, int threads, Row&& row) {
+  std::vector<double> part(static_cast<size_t>(n1));
+#pragma omp parallel num_threads(clamp_threads(threads))
+  {
+    std::vector<double> scratch(static_cast<size_t>(width));
+#pragma omp for schedule(static)
+    for (idx i = 0; i < n1; ++i) part[static_cast<size_t>(i)] = row(i, scratch.data());
+  }
+  double s = 0.0;
+  for (double p : part) s += p;
+  return s;
+}
+
+// Sum of n doubles with four interleaved accumulators (a fixed order, so deterministic).
+inline double row_sum(const double* MRF_RESTRICT a, idx n) {
+  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  idx j = 0;
+  for (; j + 4 <= n; j += 4) {
+    s0 += a[j];
+    s1 += a[j + 1];
+    s2 += a[j + 2];
+    s3 += a[j + 3];
+  }
+  for (; j < n; ++j) s0 += a[j];
+  return (s0 + s1) + (s2 + s3);
+}
+
 // Apply row(i) to every row in parallel (no reduction).
 template <class Row>
 inline void for_rows(idx n1, int threads, Row&& row) {
 #pragma omp parallel for num_threads(clamp_threads(threads)) schedule(static)
   for (idx i = 0; i < n1; ++i) row(i);
+}
+
+// exp(x) for double, written so that loops calling it vectorise (the C library's exp is a
+// scalar call without -ffast-math). Cody-Waite reduction x = k ln2 + r, |r| <= ln2/2, then a
+// degree-13 Taylor polynomial (truncation error below 1e-17 relative) and scaling by 2^k through
+// the exponent bits. Accurate to a few ulp; arguments are clamped to [-708, 709].
+inline double vexp(double x) {
+  x = x < -708.0 ? -708.0 : (x > 709.0 ? 709.0 : x);
+  constexpr double log2e = 1.4426950408889634074;
+  constexpr double ln2_hi = 6.93145751953125e-1, ln2_lo = 1.42860682030941723212e-6;
+  constexpr double shifter = 6755399441055744.0;  // 1.5 * 2^52: rounds to an integer in its low bits
+  const double kd = x * log2e + shifter;
+  const double k = kd - shifter;
+  const double r = (x - k * ln2_hi) - k * ln2_lo;
+  double p = 1.0 / 6227020800.0;  // 1/13!
+  p = p * r + 1.0 / 479001600.0;
+  p = p * r + 1.0 / 39916800.0;
+  p = p * r + 1.0 / 3628800.0;
+  p = p * r + 1.0 / 362880.0;
+  p = p * r + 1.0 / 40320.0;
+  p = p * r + 1.0 / 5040.0;
+  p = p * r + 1.0 / 720.0;
+  p = p * r + 1.0 / 120.0;
+  p = p * r + 1.0 / 24.0;
+  p = p * r + 1.0 / 6.0;
+  p = p * r + 0.5;
+  p = p * r + 1.0;
+  p = p * r + 1.0;
+  std::int64_t bits;
+  std::memcpy(&bits, &kd, sizeof bits);
+  // The low bits of kd hold k (two's complement); k + 1023 goes into the exponent field.
+  const std::int64_t e = (bits - static_cast<std::int64_t>(0x4338000000000000LL) + 1023) << 52;
+  double scale;
+  std::memcpy(&scale, &e, sizeof scale);
+  return p * scale;
 }
 
 inline void require(bool ok, const char* msg) {

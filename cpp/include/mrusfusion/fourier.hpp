@@ -28,73 +28,109 @@ struct SpectralGrid {
   }
 };
 
+// Complex arithmetic is written out on (re, im) pairs: std::complex products without
+// -ffast-math go through a NaN-checking library call that cost 5x here.
 template <class T>
-void xstep_solve(const std::complex<T>* MRF_RESTRICT Rm, const std::complex<T>* MRF_RESTRICT Xk,
-                 const std::complex<T>* MRF_RESTRICT Gk, const std::complex<T>* MRF_RESTRICT Lam,
+void xstep_solve(const std::complex<T>* MRF_RESTRICT Rm_, const std::complex<T>* MRF_RESTRICT Xk_,
+                 const std::complex<T>* MRF_RESTRICT Gk_, const std::complex<T>* MRF_RESTRICT Lam_,
                  const T* MRF_RESTRICT dtd, const SpectralGrid& sg, double tau1, double L,
-                 std::complex<T>* MRF_RESTRICT Twork, std::complex<T>* MRF_RESTRICT X,
+                 std::complex<T>* MRF_RESTRICT Twork_, std::complex<T>* MRF_RESTRICT X_,
                  int threads) {
-  using C = std::complex<T>;
+  const T* Rm = reinterpret_cast<const T*>(Rm_);
+  const T* Xk = reinterpret_cast<const T*>(Xk_);
+  const T* Gk = reinterpret_cast<const T*>(Gk_);
+  const T* Lam = reinterpret_cast<const T*>(Lam_);
+  T* Tw = reinterpret_cast<T*>(Twork_);
+  T* X = reinterpret_cast<T*>(X_);
   const T tl = static_cast<T>(L), t1 = static_cast<T>(2.0 * tau1);
   const T inv_s2 = T(1) / static_cast<T>(sg.s * sg.s);
-  auto rhs = [&](idx k) -> C {
-    C r = Rm[k];
-    if (Xk) r += tl * Xk[k];
-    if (Gk) r -= Gk[k];
-    return r;
+  // Right-hand side R = Rm + L Xk - Gk at half-spectrum index k.
+  auto rhs = [&](idx k, T& re, T& im) {
+    re = Rm[2 * k];
+    im = Rm[2 * k + 1];
+    if (Xk) {
+      re += tl * Xk[2 * k];
+      im += tl * Xk[2 * k + 1];
+    }
+    if (Gk) {
+      re -= Gk[2 * k];
+      im -= Gk[2 * k + 1];
+    }
   };
   // Fold Lam R / phi and |Lam|^2 / phi onto the coarse half spectrum.
   for_rows(sg.m1, threads, [&](idx kk) {
     for (idx ll = 0; ll < sg.mh2; ++ll) {
-      C acc(0, 0);
-      T wacc = 0;
+      T are = 0, aim = 0, wacc = 0;
       for (idx a = 0; a < sg.s; ++a) {
         for (idx b = 0; b < sg.s; ++b) {
           bool cj;
           const idx k = sg.at(kk + a * sg.m1, ll + b * sg.m2, cj);
-          const T phi = t1 * dtd[k] + tl;
-          const C lam = Lam[k];
-          const C p = lam * rhs(k) / phi;
-          acc += cj ? std::conj(p) : p;
-          wacc += std::norm(lam) / phi;
+          const T iphi = T(1) / (t1 * dtd[k] + tl);
+          T rre, rim;
+          rhs(k, rre, rim);
+          const T lre = Lam[2 * k], lim = Lam[2 * k + 1];
+          const T pre = (lre * rre - lim * rim) * iphi, pim = (lre * rim + lim * rre) * iphi;
+          are += pre;
+          aim += cj ? -pim : pim;
+          wacc += (lre * lre + lim * lim) * iphi;
         }
       }
-      Twork[kk * sg.mh2 + ll] = acc * inv_s2 / (T(1) + wacc * inv_s2);
+      const T den = T(1) / (T(1) + wacc * inv_s2) * inv_s2;
+      Tw[2 * (kk * sg.mh2 + ll)] = are * den;
+      Tw[2 * (kk * sg.mh2 + ll) + 1] = aim * den;
     }
   });
   for_rows(sg.n1, threads, [&](idx k1) {
     const idx kk = k1 % sg.m1, kn = (sg.m1 - kk) % sg.m1;
     for (idx l = 0; l < sg.h2; ++l) {
       const idx ll = l % sg.m2;
-      const C t = ll < sg.mh2 ? Twork[kk * sg.mh2 + ll] : std::conj(Twork[kn * sg.mh2 + (sg.m2 - ll)]);
+      T tre, tim;
+      if (ll < sg.mh2) {
+        tre = Tw[2 * (kk * sg.mh2 + ll)];
+        tim = Tw[2 * (kk * sg.mh2 + ll) + 1];
+      } else {
+        tre = Tw[2 * (kn * sg.mh2 + (sg.m2 - ll))];
+        tim = -Tw[2 * (kn * sg.mh2 + (sg.m2 - ll)) + 1];
+      }
       const idx k = k1 * sg.h2 + l;
-      const T phi = t1 * dtd[k] + tl;
-      X[k] = (rhs(k) - std::conj(Lam[k]) * t) / phi;
+      const T iphi = T(1) / (t1 * dtd[k] + tl);
+      T rre, rim;
+      rhs(k, rre, rim);
+      const T lre = Lam[2 * k], lim = Lam[2 * k + 1];
+      // X = (R - conj(Lam) T) / phi
+      X[2 * k] = (rre - (lre * tre + lim * tim)) * iphi;
+      X[2 * k + 1] = (rim - (lre * tim - lim * tre)) * iphi;
     }
   });
 }
 
 // ||y_m - S C x||^2 from spectra: X = rfft2(x) on the fine grid, Ym = rfft2(y_m) on the coarse one.
 template <class T>
-double mr_residual_energy(const std::complex<T>* MRF_RESTRICT X,
-                          const std::complex<T>* MRF_RESTRICT Lam,
-                          const std::complex<T>* MRF_RESTRICT Ym, const SpectralGrid& sg,
+double mr_residual_energy(const std::complex<T>* MRF_RESTRICT X_,
+                          const std::complex<T>* MRF_RESTRICT Lam_,
+                          const std::complex<T>* MRF_RESTRICT Ym_, const SpectralGrid& sg,
                           int threads) {
+  const T* X = reinterpret_cast<const T*>(X_);
+  const T* Lam = reinterpret_cast<const T*>(Lam_);
+  const T* Ym = reinterpret_cast<const T*>(Ym_);
   const double inv_s2 = 1.0 / static_cast<double>(sg.s * sg.s);
   const double e = sum_rows(sg.m1, threads, [&](idx kk) {
     double acc = 0.0;
     for (idx ll = 0; ll < sg.mh2; ++ll) {
-      std::complex<double> f(0, 0);
+      double fre = 0, fim = 0;
       for (idx a = 0; a < sg.s; ++a)
         for (idx b = 0; b < sg.s; ++b) {
           bool cj;
           const idx k = sg.at(kk + a * sg.m1, ll + b * sg.m2, cj);
-          const std::complex<double> p = std::complex<double>(Lam[k]) * std::complex<double>(X[k]);
-          f += cj ? std::conj(p) : p;
+          const double lre = Lam[2 * k], lim = Lam[2 * k + 1], xre = X[2 * k], xim = X[2 * k + 1];
+          fre += lre * xre - lim * xim;
+          const double pim = lre * xim + lim * xre;
+          fim += cj ? -pim : pim;
         }
-      const std::complex<double> r = std::complex<double>(Ym[kk * sg.mh2 + ll]) - f * inv_s2;
+      const idx c = kk * sg.mh2 + ll;
+      const double rre = Ym[2 * c] - fre * inv_s2, rim = Ym[2 * c + 1] - fim * inv_s2;
       const bool single = ll == 0 || (sg.m2 % 2 == 0 && ll == sg.m2 / 2);
-      acc += (single ? 1.0 : 2.0) * std::norm(r);
+      acc += (single ? 1.0 : 2.0) * (rre * rre + rim * rim);
     }
     return acc;
   });

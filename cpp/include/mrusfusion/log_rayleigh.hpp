@@ -45,50 +45,104 @@ void log_rayleigh_prox(const T* MRF_RESTRICT a, const T* MRF_RESTRICT y,
 
 // Value of G_k at v (d = 0 and w = nullptr give G(v) of the objective) and, when grad is
 // non-null, its gradient; when curv is non-null, the data-term curvature tau2 m exp(y - v).
-// stats (if non-null) receives [min curvature, mean curvature].
+// stats (if non-null) receives [min curvature, mean curvature, G(v)] where G(v) is the value
+// without the proximal term d/2 ||v - w||^2.
 template <class T>
 double vstep_eval(const T* MRF_RESTRICT v, const T* MRF_RESTRICT y, const T* MRF_RESTRICT w,
                   const T* MRF_RESTRICT mask, idx n1, idx n2, double tau2, double gamma,
                   double tau3, double dk, T* MRF_RESTRICT grad, T* MRF_RESTRICT curv,
                   double* stats, int threads) {
-  std::vector<double> cmin(static_cast<size_t>(n1)), csum(static_cast<size_t>(n1));
-  const double val = sum_rows(n1, threads, [&](idx i) {
+  std::vector<double> cmin(static_cast<size_t>(n1)), csum(static_cast<size_t>(n1)),
+      prox(static_cast<size_t>(n1));
+  const double val = sum_rows_scratch(n1, 3 * n2, threads, [&](idx i, double* buf) {
+    double* obj = buf;        // G(v) per pixel
+    double* px = buf + n2;    // d/2 (v - w)^2 per pixel
+    double* cv = buf + 2 * n2;  // curvature per pixel
     const T* r = v + i * n2;
     const T* rp = v + prev_row(i, n1) * n2;
     const T* rn = v + next_row(i, n1) * n2;
-    double s = 0.0, mn = INFINITY, sm = 0.0;
-    for (idx j = 0; j < n2; ++j) {
-      const idx k = i * n2 + j;
-      const idx jm = j == 0 ? n2 - 1 : j - 1, jp = j + 1 == n2 ? 0 : j + 1;
-      const double t = tau2 * (mask ? static_cast<double>(mask[k]) : 1.0);
-      const double z = static_cast<double>(y[k]) - r[j];
-      const double e = safe_exp(z);
-      const double dh = static_cast<double>(r[jp]) - r[j], dv = static_cast<double>(rn[j]) - r[j];
-      const double dw = w ? static_cast<double>(r[j]) - w[k] : 0.0;
-      s += t * (e - gamma * z) + tau3 * (dh * dh + dv * dv) + 0.5 * dk * dw * dw;
-      const double c = t * e;
-      mn = std::min(mn, c);
-      sm += c;
-      if (grad) {
-        const double lap = 4.0 * r[j] - r[jm] - r[jp] - rp[j] - rn[j];
-        grad[k] = static_cast<T>(t * (gamma - e) + 2.0 * tau3 * lap + dk * dw);
+    const T* yr = y + i * n2;
+    const T* wr = w ? w + i * n2 : nullptr;
+    const T* mr = mask ? mask + i * n2 : nullptr;
+    T* gr = grad ? grad + i * n2 : nullptr;
+    for_row(n2, [&](idx j, idx jm, idx jp) {
+      const double t = mr ? tau2 * static_cast<double>(mr[j]) : tau2;
+      const double vj = r[j];
+      const double z = static_cast<double>(yr[j]) - vj;
+      const double e = vexp(z < 80.0 ? z : 80.0);
+      const double dh = static_cast<double>(r[jp]) - vj, dv = static_cast<double>(rn[j]) - vj;
+      const double dw = wr ? vj - static_cast<double>(wr[j]) : 0.0;
+      obj[j] = t * (e - gamma * z) + tau3 * (dh * dh + dv * dv);
+      px[j] = 0.5 * dk * dw * dw;
+      cv[j] = t * e;
+      if (gr) {
+        const double lap = 4.0 * vj - r[jm] - r[jp] - rp[j] - rn[j];
+        gr[j] = static_cast<T>(t * (gamma - e) + 2.0 * tau3 * lap + dk * dw);
       }
-      if (curv) curv[k] = static_cast<T>(c);
-    }
+    });
+    double mn = INFINITY;
+    for (idx j = 0; j < n2; ++j) mn = std::min(mn, cv[j]);
+    if (curv)
+      for (idx j = 0; j < n2; ++j) curv[i * n2 + j] = static_cast<T>(cv[j]);
     cmin[static_cast<size_t>(i)] = mn;
-    csum[static_cast<size_t>(i)] = sm;
-    return s;
+    csum[static_cast<size_t>(i)] = row_sum(cv, n2);
+    prox[static_cast<size_t>(i)] = row_sum(px, n2);
+    return row_sum(obj, n2);
   });
   if (stats) {
-    double mn = INFINITY, sm = 0.0;
+    double mn = INFINITY, sm = 0.0, pr = 0.0;
     for (idx i = 0; i < n1; ++i) {
       mn = std::min(mn, cmin[static_cast<size_t>(i)]);
       sm += csum[static_cast<size_t>(i)];
+      pr += prox[static_cast<size_t>(i)];
     }
     stats[0] = mn;
     stats[1] = sm / static_cast<double>(n1 * n2);
+    stats[2] = val;
+    return val + pr;
   }
-  return val;
+  double pr = 0.0;
+  for (double p : prox) pr += p;
+  return val + pr;
+}
+
+// Fused reductions for the PALM bookkeeping, one pass:
+//   out[0] = sum (a - b) c  (0 when c is null),  out[1] = sum m (a - b)^2,  out[2] = sum b^2.
+template <class T>
+void diff_stats(const T* MRF_RESTRICT a, const T* MRF_RESTRICT b, const T* MRF_RESTRICT c,
+                const T* MRF_RESTRICT mask, idx n1, idx n2, double* out, int threads) {
+  std::vector<double> p1(static_cast<size_t>(n1)), p2(static_cast<size_t>(n1));
+  out[2] = sum_rows_scratch(n1, 3 * n2, threads, [&](idx i, double* buf) {
+    const idx o = i * n2;
+    for (idx j = 0; j < n2; ++j) {
+      const double d = static_cast<double>(a[o + j]) - static_cast<double>(b[o + j]);
+      buf[j] = c ? d * static_cast<double>(c[o + j]) : 0.0;
+      buf[n2 + j] = mask ? static_cast<double>(mask[o + j]) * d * d : d * d;
+      buf[2 * n2 + j] = static_cast<double>(b[o + j]) * static_cast<double>(b[o + j]);
+    }
+    p1[static_cast<size_t>(i)] = row_sum(buf, n2);
+    p2[static_cast<size_t>(i)] = row_sum(buf + n2, n2);
+    return row_sum(buf + 2 * n2, n2);
+  });
+  double s1 = 0.0, s2 = 0.0;
+  for (idx i = 0; i < n1; ++i) {
+    s1 += p1[static_cast<size_t>(i)];
+    s2 += p2[static_cast<size_t>(i)];
+  }
+  out[0] = s1;
+  out[1] = s2;
+}
+
+// The v-step target w = v - alpha m (v - f) (DESIGN.md sec. 5, step 2, alpha = 2 tau4 / d_k).
+template <class T>
+void prox_target(const T* MRF_RESTRICT v, const T* MRF_RESTRICT f, const T* MRF_RESTRICT mask,
+                 idx n, double alpha, T* MRF_RESTRICT out, int threads) {
+  const T al = static_cast<T>(alpha);
+  const idx nb = (n + 4095) / 4096;
+  for_rows(nb, threads, [&](idx blk) {
+    const idx lo = blk * 4096, hi = std::min(n, lo + 4096);
+    for (idx k = lo; k < hi; ++k) out[k] = v[k] - al * (mask ? mask[k] : T(1)) * (v[k] - f[k]);
+  });
 }
 
 }  // namespace mrusfusion::detail

@@ -12,17 +12,18 @@ constexpr int kMaxDegree = 10;
 
 constexpr int n_coeffs(int degree) { return (degree + 1) * (degree + 2) / 2; }
 
-// f, f_x, f_g at one pixel. Horner in x for each power of g, then Horner in g.
-template <class T>
-inline void poly_point(const T* MRF_RESTRICT c, int d, T x, T g, T& f, T& fx, T& fg) {
-  // Row q of the coefficient table starts at off(q) = sum_{r<q} (d - r + 1).
+// f, f_x, f_g at one pixel. Horner in x for each power of g, then Horner in g. The degree is a
+// template parameter so the loops unroll and the pixel loop vectorises.
+template <int D, class T>
+inline void poly_point(const T* MRF_RESTRICT c, T x, T g, T& f, T& fx, T& fg) {
+  // Row q of the coefficient table starts at off(q) = sum_{r<q} (D - r + 1).
   T F = 0, FX = 0, FG = 0;
-  int off = n_coeffs(d);
-  for (int q = d; q >= 0; --q) {
-    off -= d - q + 1;
+  int off = n_coeffs(D);
+  for (int q = D; q >= 0; --q) {
+    off -= D - q + 1;
     const T* cq = c + off;
     T pq = 0, dpq = 0;
-    for (int p = d - q; p >= 0; --p) {
+    for (int p = D - q; p >= 0; --p) {
       dpq = dpq * x + pq;
       pq = pq * x + cq[p];
     }
@@ -35,38 +36,60 @@ inline void poly_point(const T* MRF_RESTRICT c, int d, T x, T g, T& f, T& fx, T&
   fg = FG;
 }
 
-// Evaluate the link at x with g = gradient(x) (computed here from the stencil).
-// Writes f, f_x, f_g where the pointers are non-null. When v is given, returns
-// sum_i m_i (v_i - f_i)^2 (m = mask, or 1), else 0.
+template <int D, class T>
+double coupling_eval_d(const T* MRF_RESTRICT x, idx n1, idx n2, const GradSpec& spec,
+                       const T* MRF_RESTRICT c, const T* MRF_RESTRICT v,
+                       const T* MRF_RESTRICT mask, T* MRF_RESTRICT f, T* MRF_RESTRICT fx,
+                       T* MRF_RESTRICT fg, int threads) {
+  const T uv = static_cast<T>(spec.uv), uh = static_cast<T>(spec.uh);
+  const T eps2 = static_cast<T>(spec.eps * spec.eps);
+  const bool mag = spec.mode == GradMode::magnitude;
+  T cc[n_coeffs(D)];
+  for (int k = 0; k < n_coeffs(D); ++k) cc[k] = c[k];
+  return sum_rows_scratch(n1, n2, threads, [&](idx i, double* e2) {
+    const T* r = x + i * n2;
+    const T* rn = x + next_row(i, n1) * n2;
+    T* fr = f + i * n2;
+    T* fxr = fx + i * n2;
+    T* fgr = fg + i * n2;
+    if (mag) {
+      for_row(n2, [&](idx j, idx, idx jp) {
+        const T dh = r[jp] - r[j], dv = rn[j] - r[j];
+        poly_point<D>(cc, r[j], std::sqrt(dh * dh + dv * dv + eps2), fr[j], fxr[j], fgr[j]);
+      });
+    } else {
+      for_row(n2, [&](idx j, idx, idx jp) {
+        poly_point<D>(cc, r[j], uv * (rn[j] - r[j]) + uh * (r[jp] - r[j]), fr[j], fxr[j], fgr[j]);
+      });
+    }
+    if (!v) return 0.0;
+    const T* vr = v + i * n2;
+    const T* mr = mask ? mask + i * n2 : nullptr;
+    for (idx j = 0; j < n2; ++j) {
+      const double e = static_cast<double>(vr[j]) - static_cast<double>(fr[j]);
+      e2[j] = mr ? static_cast<double>(mr[j]) * e * e : e * e;
+    }
+    return row_sum(e2, n2);
+  });
+}
+
+// Evaluate the link at x with g = gradient(x) (computed here from the stencil), writing f, f_x
+// and f_g. When v is given, returns sum_i m_i (v_i - f_i)^2 (m = mask, or 1), else 0.
 template <class T>
 double coupling_eval(const T* MRF_RESTRICT x, idx n1, idx n2, const GradSpec& spec,
                      const T* MRF_RESTRICT c, int d, const T* MRF_RESTRICT v,
                      const T* MRF_RESTRICT mask, T* MRF_RESTRICT f, T* MRF_RESTRICT fx,
                      T* MRF_RESTRICT fg, int threads) {
-  const T uv = static_cast<T>(spec.uv), uh = static_cast<T>(spec.uh);
-  const T eps2 = static_cast<T>(spec.eps * spec.eps);
-  const bool mag = spec.mode == GradMode::magnitude;
-  return sum_rows(n1, threads, [&](idx i) {
-    const T* r = x + i * n2;
-    const T* rn = x + next_row(i, n1) * n2;
-    double s = 0.0;
-    for (idx j = 0; j < n2; ++j) {
-      const idx jp = j + 1 == n2 ? 0 : j + 1;
-      const T dh = r[jp] - r[j], dv = rn[j] - r[j];
-      const T g = mag ? std::sqrt(dh * dh + dv * dv + eps2) : uv * dv + uh * dh;
-      T F, FX, FG;
-      poly_point(c, d, r[j], g, F, FX, FG);
-      const idx k = i * n2 + j;
-      if (f) f[k] = F;
-      if (fx) fx[k] = FX;
-      if (fg) fg[k] = FG;
-      if (v) {
-        const double e = static_cast<double>(v[k]) - static_cast<double>(F);
-        s += mask ? static_cast<double>(mask[k]) * e * e : e * e;
-      }
-    }
-    return s;
-  });
+  switch (d) {
+#define MRF_CASE(D) \
+  case D:           \
+    return coupling_eval_d<D>(x, n1, n2, spec, c, v, mask, f, fx, fg, threads);
+    MRF_CASE(0) MRF_CASE(1) MRF_CASE(2) MRF_CASE(3) MRF_CASE(4) MRF_CASE(5)
+    MRF_CASE(6) MRF_CASE(7) MRF_CASE(8) MRF_CASE(9) MRF_CASE(10)
+#undef MRF_CASE
+    default:
+      throw std::invalid_argument("degree must be between 0 and 10");
+  }
 }
 
 // out = scale * J^T r for the map x -> f(x, g(x)), with r = m (a - b) when b is given, else r = a:
@@ -86,23 +109,29 @@ void jacobian_transpose(const T* MRF_RESTRICT x, idx n1, idx n2, const GradSpec&
   for_rows(n1, threads, [&](idx i) {
     const T* xr = x + i * n2;
     const T* xn = x + next_row(i, n1) * n2;
-    for (idx j = 0; j < n2; ++j) {
-      const idx k = i * n2 + j;
-      T r = b ? a[k] - b[k] : a[k];
-      if (mask) r *= mask[k];
+    const T* ar = a + i * n2;
+    const T* br = b ? b + i * n2 : nullptr;
+    const T* mr = mask ? mask + i * n2 : nullptr;
+    const T* fxr = fx + i * n2;
+    const T* fgr = fg + i * n2;
+    T* o = out + i * n2;
+    T* w1r = w1 + i * n2;
+    T* w2r = mag ? w2 + i * n2 : nullptr;
+    for_row(n2, [&](idx j, idx, idx jp) {
+      T r = br ? ar[j] - br[j] : ar[j];
+      if (mr) r *= mr[j];
       r *= sc;
-      out[k] = fx[k] * r;
-      const T t = fg[k] * r;
+      o[j] = fxr[j] * r;
+      const T t = fgr[j] * r;
       if (mag) {
-        const idx jp = j + 1 == n2 ? 0 : j + 1;
         const T dh = xr[jp] - xr[j], dv = xn[j] - xr[j];
         const T ig = T(1) / std::sqrt(dh * dh + dv * dv + eps2);
-        w1[k] = t * dh * ig;
-        w2[k] = t * dv * ig;
+        w1r[j] = t * dh * ig;
+        w2r[j] = t * dv * ig;
       } else {
-        w1[k] = t;
+        w1r[j] = t;
       }
-    }
+    });
   });
   for_rows(n1, threads, [&](idx i) {
     const T* r1 = w1 + i * n2;

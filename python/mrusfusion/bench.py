@@ -1,0 +1,276 @@
+"""The benchmark suite (``mrusfusion bench``, ``python bench/run.py``).
+
+Everything is measured side by side in one process, because the machines are shared and noisy:
+the cost of a PALM iteration is reported in units of one planned real FFT pair (forward and
+inverse) of the same size measured in the same run, and the native kernels are compared with
+their plain NumPy twins (:mod:`mrusfusion._reference`) on the same data. Medians throughout.
+Nothing here is asserted; the numbers go to a JSON record and a Markdown table.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from . import _core
+from . import _reference as ref
+from ._config import get_num_threads
+from .data import phantom
+from .fourier import FourierProblem
+from .fusion import fuse
+from .operators import gaussian_psf
+from .simulate import simulate
+
+__all__ = ["run_benchmark", "fft_pair_ms", "kernel_ratios", "add_parser"]
+
+
+def _median_ms(fn, reps: int = 7, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return float(np.median(ts) * 1e3)
+
+
+def fft_pair_ms(n: int, dtype, threads: int) -> float:
+    """Median time of one planned rfft2 + irfft2 of an n x n image (FFTW_MEASURE plans)."""
+    fp = FourierProblem((n, n), 1, np.ones((1, 1)), dtype, threads, None, "FFTW_MEASURE")
+    x = fp.empty_real()
+    x[...] = np.random.default_rng(0).random((n, n))
+    X = fp.empty_spec()
+    return _median_ms(lambda: (fp.forward(x, X), fp.inverse(X, x)), reps=11)
+
+
+def _case(n: int, ratio: int, dtype):
+    sim = simulate(phantom((n, n)), ratio, seed=0)
+    return sim.mr.astype(dtype), sim.us.astype(dtype), sim
+
+
+def _iteration_times(mr, us, iters: int, threads: int, backend: str = "native", **kw):
+    stamps: List[float] = []
+    res = fuse(mr, us, max_iter=iters, tol=0, threads=threads, _backend=backend,
+               callback=lambda s: stamps.append(time.perf_counter()), **kw)
+    per_iter = np.diff(stamps)
+    return res, float(np.median(per_iter) * 1e3) if per_iter.size else float("nan")
+
+
+def _peak_memory_images(mr, us, threads: int) -> float:
+    """Peak traced allocation of a short fusion, in float64 images of the fine grid, above inputs."""
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    base = tracemalloc.get_traced_memory()[0]
+    fuse(mr, us, max_iter=3, tol=0, threads=threads)
+    peak = tracemalloc.get_traced_memory()[1] - base
+    tracemalloc.stop()
+    return peak / (us.size * 8.0)
+
+
+def kernel_ratios(n: int = 600, dtype=np.float64, threads: Sequence[int] = (1, 2)) -> Dict:
+    """Native vs NumPy-twin time of each kernel at n x n, and the native 2-thread scaling."""
+    rng = np.random.default_rng(0)
+    dt = np.dtype(dtype)
+    x, v, y, w, a = (rng.random((n, n)).astype(dt) for _ in range(5))
+    c = rng.standard_normal(15).astype(dt)
+    outs = [np.empty((n, n), dt) for _ in range(6)]
+    fp = FourierProblem((n, n), 4, gaussian_psf(9, 4.0), dt, max(threads), rng.random((n // 4, n // 4)).astype(dt),
+                        "FFTW_ESTIMATE")
+    Xk, Gk, Xo = fp.forward(x), fp.forward(v), fp.empty_spec()
+    calls = {
+        "coupling_eval (f, f_x, f_g, H)": lambda K, t: K.coupling_eval(x, c, 4, 0, 1.0, 0.0, 0.0, v, None, outs[0], outs[1], outs[2], t),
+        "jacobian_transpose": lambda K, t: K.jacobian_transpose(x, v, y, None, outs[1], outs[2], 0, 1.0, 0.0, 0.0, -1.0, outs[3], None, outs[4], t),
+        "vstep_eval (value, gradient)": lambda K, t: K.vstep_eval(v, y, w, None, 1.0, 1.01, 0.5, 0.2, outs[3], outs[4], t),
+        "dtd_apply (Hessian product)": lambda K, t: K.dtd_apply(x, y, 0.1, 0.5, outs[5], t),
+        "log_rayleigh_prox": lambda K, t: K.log_rayleigh_prox(a, y, None, 0.5, 1.01, 2.0, outs[5], t),
+        "xstep_solve (Woodbury)": lambda K, t: K.xstep_solve(fp.rhs_mr, Xk, Gk, fp.lam, fp.dtd, n, 4, 0.1, 0.5, fp._twork, Xo, t),
+        "diff_stats": lambda K, t: K.diff_stats(x, v, y, None, t),
+    }
+    out = {}
+    for name, call in calls.items():
+        native = {t: _median_ms(lambda: call(_core, t)) for t in threads}
+        numpy_ms = _median_ms(lambda: call(ref, 1), reps=3)
+        t1, tm = native[min(threads)], native[max(threads)]
+        out[name] = {"native_ms": native, "numpy_ms": numpy_ms, "speedup_1thread": numpy_ms / t1,
+                     "thread_scaling": t1 / tm}
+    return out
+
+
+def _git_commit() -> str:
+    try:
+        here = Path(__file__).resolve().parent
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True,
+                              text=True, timeout=5).stdout.strip() or "unknown"
+    except Exception:
+        return "unknown"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def run_benchmark(sizes: Sequence[int] = (256, 600, 1200, 2400), *, iters: int = 10,
+                  dtypes=("float64", "float32"), converge_max_size: int = 600,
+                  numpy_max_size: int = 600, out_dir: Optional[str] = None,
+                  log=print) -> dict:
+    """Run the suite and return the record (also written to ``out_dir`` when given).
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Fine-grid sizes (square); ratio 4 always, ratio 6 where it divides the size.
+    iters : int
+        Iterations timed per configuration (median per iteration).
+    converge_max_size : int
+        Largest size for the time-to-convergence runs (plain vs inertial PALM).
+    numpy_max_size : int
+        Largest size for the NumPy-twin iteration runs.
+    """
+    all_threads = get_num_threads()
+    thread_set = sorted({1, all_threads})
+    rec = {"commit": _git_commit(), "cpu": _cpu_model(), "cores": os.cpu_count(),
+           "threads": thread_set, "python": sys.version.split()[0], "numpy": np.__version__,
+           "build": dict(_core.build_info()), "iterations_timed": iters, "rows": [],
+           "convergence": [], "kernels": {}}
+    for n in sizes:
+        for ratio in [r for r in (4, 6) if n % r == 0]:
+            for dname in dtypes:
+                dt = np.dtype(dname)
+                mr, us, _ = _case(n, ratio, dt)
+                for t in thread_set:
+                    fft = fft_pair_ms(n, dt, t)
+                    res, it_ms = _iteration_times(mr, us, iters, t)
+                    T = res.timings
+                    k = max(res.n_iter, 1)
+                    row = {"size": n, "ratio": ratio, "dtype": dname, "threads": t,
+                           "iter_ms": it_ms, "fft_pair_ms": fft, "fft_pairs": it_ms / fft,
+                           "x_step_ms": T["x_step"] / k * 1e3, "v_step_ms": T["v_step"] / k * 1e3,
+                           "link_ms": T["link"] / k * 1e3,
+                           "trials_per_iter": float(np.mean(res.trials)),
+                           "newton_per_iter": float(np.mean(res.vstep_newton)),
+                           "cg_per_iter": float(np.mean(res.vstep_cg)), "setup_s": T["setup"]}
+                    if t == all_threads:
+                        row["peak_mem_images"] = _peak_memory_images(mr, us, t)
+                    if n <= numpy_max_size and t == 1:
+                        res_np, np_ms = _iteration_times(mr, us, min(iters, 5), t, backend="numpy")
+                        res_nat, _ = _iteration_times(mr, us, min(iters, 5), t)
+                        row["numpy_iter_ms"] = np_ms
+                        row["native_vs_numpy"] = np_ms / it_ms
+                        row["max_abs_diff_vs_numpy"] = float(max(np.abs(res_np.x - res_nat.x).max() / res_nat.mr_scale,
+                                                                 np.abs(res_np.v - res_nat.v).max() / res_nat.us_scale))
+                    rec["rows"].append(row)
+                    log(_row_line(row))
+    for n in [s for s in sizes if s <= converge_max_size]:
+        mr, us, sim = _case(n, 4, np.float64)
+        entry = {"size": n, "ratio": 4}
+        for inertial in (False, True):
+            t0 = time.perf_counter()
+            res = fuse(mr, us, max_iter=3000, tol=1e-5, inertial=inertial)
+            entry["inertial" if inertial else "plain"] = {
+                "seconds": time.perf_counter() - t0, "iterations": res.n_iter,
+                "converged": res.converged, "objective": float(res.objective[-1]),
+                "restarts": res.restarts}
+        p, q = entry["plain"], entry["inertial"]
+        entry["speedup"] = p["seconds"] / q["seconds"]
+        entry["objective_rel_diff"] = abs(p["objective"] - q["objective"]) / abs(p["objective"])
+        rec["convergence"].append(entry)
+        log(f"convergence {n}x{n}: plain {p['iterations']} it {p['seconds']:.2f} s, inertial "
+            f"{q['iterations']} it {q['seconds']:.2f} s, speed-up {entry['speedup']:.2f}, "
+            f"objective rel. diff {entry['objective_rel_diff']:.1e}")
+    rec["kernels"] = kernel_ratios(600 if 600 in sizes else min(sizes), threads=thread_set)
+    for name, kr in rec["kernels"].items():
+        log(f"kernel {name}: {kr['speedup_1thread']:.1f}x NumPy (1 thread), "
+            f"{kr['thread_scaling']:.2f}x from 1 to {max(thread_set)} threads")
+    _scaling(rec)
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "bench.json").write_text(json.dumps(rec, indent=2))
+        (out / "bench.md").write_text(markdown(rec))
+        log(f"wrote {out / 'bench.json'} and {out / 'bench.md'}")
+    return rec
+
+
+def _scaling(rec: dict) -> None:
+    by = {(r["size"], r["ratio"], r["dtype"], r["threads"]): r for r in rec["rows"]}
+    t = max(rec["threads"])
+    s = {}
+    if (600, 4, "float64", t) in by and (2400, 4, "float64", t) in by:
+        s["iter_2400_over_600"] = by[(2400, 4, "float64", t)]["iter_ms"] / by[(600, 4, "float64", t)]["iter_ms"]
+    if (1200, 4, "float64", t) in by and (1200, 4, "float32", t) in by:
+        s["float32_speedup_1200"] = by[(1200, 4, "float64", t)]["iter_ms"] / by[(1200, 4, "float32", t)]["iter_ms"]
+    rec["scaling"] = s
+
+
+def _row_line(r: dict) -> str:
+    extra = f", {r['native_vs_numpy']:.1f}x NumPy" if "native_vs_numpy" in r else ""
+    mem = f", peak {r['peak_mem_images']:.1f} images" if "peak_mem_images" in r else ""
+    return (f"{r['size']}x{r['size']} r{r['ratio']} {r['dtype']} {r['threads']}t: "
+            f"{r['iter_ms']:.1f} ms/iter = {r['fft_pairs']:.1f} FFT pairs "
+            f"(x {r['x_step_ms']:.1f}, v {r['v_step_ms']:.1f}, link {r['link_ms']:.1f} ms){extra}{mem}")
+
+
+def markdown(rec: dict) -> str:
+    """The record as Markdown tables."""
+    lines = [f"Commit {rec['commit']}, {rec['cpu']}, threads {rec['threads']}, "
+             f"median of {rec['iterations_timed']} iterations.", "",
+             "| size | ratio | dtype | threads | ms/iter | FFT pairs/iter | x-step ms | v-step ms | link ms | L trials | Newton | CG | vs NumPy | peak mem (images) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rec["rows"]:
+        npy = f"{r['native_vs_numpy']:.1f}x" if "native_vs_numpy" in r else ""
+        mem = f"{r['peak_mem_images']:.1f}" if "peak_mem_images" in r else ""
+        lines.append(f"| {r['size']} | {r['ratio']} | {r['dtype']} | {r['threads']} | {r['iter_ms']:.1f} | "
+                     f"{r['fft_pairs']:.1f} | {r['x_step_ms']:.1f} | {r['v_step_ms']:.1f} | {r['link_ms']:.1f} | "
+                     f"{r['trials_per_iter']:.2f} | {r['newton_per_iter']:.2f} | {r['cg_per_iter']:.2f} | {npy} | {mem} |")
+    if rec["convergence"]:
+        lines += ["", "| size | plain PALM | inertial PALM | speed-up | objective rel. diff |", "|---|---|---|---|---|"]
+        for c in rec["convergence"]:
+            p, q = c["plain"], c["inertial"]
+            lines.append(f"| {c['size']} | {p['iterations']} it, {p['seconds']:.2f} s | {q['iterations']} it, "
+                         f"{q['seconds']:.2f} s | {c['speedup']:.2f}x | {c['objective_rel_diff']:.1e} |")
+    if rec["kernels"]:
+        lines += ["", "| kernel (600x600 float64) | native 1 thread ms | NumPy ms | speed-up | 1 -> 2 threads |",
+                  "|---|---|---|---|---|"]
+        for name, k in rec["kernels"].items():
+            lines.append(f"| {name} | {k['native_ms'][min(k['native_ms'])]:.2f} | {k['numpy_ms']:.2f} | "
+                         f"{k['speedup_1thread']:.1f}x | {k['thread_scaling']:.2f}x |")
+    if rec.get("scaling"):
+        lines += [""] + [f"- {k}: {v:.2f}" for k, v in rec["scaling"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def add_parser(subparsers):
+    from .cli import command_parser
+
+    p = command_parser(
+        subparsers, "bench", summary="measure speed against the FFT floor and the NumPy twins",
+        description=("Time PALM iterations at several sizes (ratio 4, and 6 where it divides), "
+                     "float64 and float32, 1 thread and all threads; report each iteration in "
+                     "FFT-pair equivalents measured in the same run, the native/NumPy speed "
+                     "ratio per kernel and per iteration, peak memory, and plain vs inertial "
+                     "PALM time to convergence. Writes bench.json and bench.md to --out."),
+        example="mrusfusion bench --out bench/results\nmrusfusion bench --sizes 256 600 --iters 5")
+    p.add_argument("--sizes", type=int, nargs="+", default=[256, 600, 1200, 2400])
+    p.add_argument("--iters", type=int, default=10, help="iterations timed per configuration")
+    p.add_argument("--out", default="bench/results", help="output folder (default bench/results)")
+    p.add_argument("--converge-max-size", type=int, default=600)
+    p.add_argument("--numpy-max-size", type=int, default=600)
+    p.set_defaults(func=lambda a: (run_benchmark(a.sizes, iters=a.iters, out_dir=a.out,
+                                                 converge_max_size=a.converge_max_size,
+                                                 numpy_max_size=a.numpy_max_size), 0)[1])
+    return p

@@ -74,9 +74,7 @@ class FourierProblem:
                                 flags=flags, threads=self.threads)
         self._inv = pyfftw.FFTW(self._spec, self._real, axes=(0, 1), direction="FFTW_BACKWARD",
                                 flags=flags + ("FFTW_DESTROY_INPUT",), threads=self.threads)
-        lam_full = psf_spectrum(psf, self.shape)
-        self.lam = np.ascontiguousarray(lam_full[:, : self.hshape[1]], dtype=self.cdtype)
-        self.abs_lam2 = np.abs(lam_full) ** 2  # full spectrum, float64: for GCV (weights.py)
+        self.lam = np.ascontiguousarray(psf_spectrum(psf, self.shape, real=True), dtype=self.cdtype)
         self.dtd = np.ascontiguousarray(dtd_symbol(self.shape, real=True), dtype=self.dtype)
         self._twork = np.empty(self.cshape, dtype=self.cdtype)
         self.ym_spec = None
@@ -84,21 +82,40 @@ class FourierProblem:
         if y_m is not None:
             self.set_observation(y_m)
 
+    @property
+    def abs_lam2(self) -> np.ndarray:
+        """``|Lam|^2`` on the full spectrum (float64), for GCV; computed on demand."""
+        n1, n2 = self.shape
+        half = np.abs(self.lam.astype(np.complex128)) ** 2
+        full = np.empty(self.shape)
+        full[:, : half.shape[1]] = half
+        cols = np.arange(half.shape[1], n2)
+        full[:, cols] = half[(-np.arange(n1)[:, None]) % n1, n2 - cols[None, :]]
+        return full
+
     def empty_real(self) -> np.ndarray:
         """An aligned real image buffer (FFTW can use it without copying)."""
         return pyfftw.empty_aligned(self.shape, dtype=self.dtype)
+
+    def real_view(self, spec: np.ndarray) -> np.ndarray:
+        """An (n1, n2) real image sharing the memory of a half-spectrum buffer (which holds
+        n1 * (n2/2 + 1) complex numbers, enough room), to lend idle spectra as work images."""
+        flat = spec.view(self.dtype).reshape(-1)
+        return flat[: self.shape[0] * self.shape[1]].reshape(self.shape)
 
     def empty_spec(self) -> np.ndarray:
         """An aligned half-spectrum buffer."""
         return pyfftw.empty_aligned(self.hshape, dtype=self.cdtype)
 
     def set_observation(self, y_m: np.ndarray) -> None:
-        """Precompute ``Ym = rfft2(y_m)`` and ``R_m = fft2(C^T S^T y_m) = conj(Lam) tile(Ym)``."""
-        s = self.ratio
+        """Precompute ``Ym = rfft2(y_m)`` and ``R_m = fft2(C^T S^T y_m) = conj(Lam) tile(Ym)``
+        (on the half spectrum: column ``l`` of the tiling reads column ``l mod m2`` of ``Ym``)."""
+        n1, n2 = self.shape
+        m1, m2 = n1 // self.ratio, n2 // self.ratio
         ym_full = np.fft.fft2(np.asarray(y_m, dtype=np.float64))
-        lam_full = np.fft.fft2(np.fft.irfft2(self.lam.astype(np.complex128), s=self.shape))
-        rhs = np.conj(lam_full) * np.tile(ym_full, (s, s))
-        self.rhs_mr = np.ascontiguousarray(rhs[:, : self.hshape[1]], dtype=self.cdtype)
+        rows = np.arange(n1) % m1
+        cols = np.arange(self.hshape[1]) % m2
+        self.rhs_mr = np.conj(self.lam) * ym_full[rows[:, None], cols[None, :]].astype(self.cdtype)
         self.ym_spec = np.ascontiguousarray(ym_full[:, : self.cshape[1]], dtype=self.cdtype)
 
     def forward(self, x: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:

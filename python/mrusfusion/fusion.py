@@ -164,6 +164,12 @@ class _Progress:
             self.bar.close()
 
 
+def _rescaled(img: np.ndarray, scale: float) -> np.ndarray:
+    """Scale one of our own buffers back to input units, in place (no temporary image)."""
+    img *= img.dtype.type(scale)
+    return img
+
+
 def _common_dtype(*arrays) -> np.dtype:
     return np.dtype(np.float32) if all(a.dtype == np.float32 for a in arrays) else np.dtype(np.float64)
 
@@ -322,7 +328,8 @@ def fuse(mr, us, *, ratio: Optional[int] = None, degree: int = 4, tau1: Optional
 
     mr_scale, us_scale = _scale(y_m, "mr"), _scale(y_u, "us")
     ym = y_m / dtype.type(mr_scale)
-    yu = y_u / dtype.type(us_scale)
+    yu = y_u  # as_image made a private copy: scale it in place
+    yu /= dtype.type(us_scale)
     if _backend not in ("native", "numpy"):
         raise ValueError(f"`_backend` must be 'native' or 'numpy', got {_backend!r}")
     K = _core
@@ -346,20 +353,23 @@ def fuse(mr, us, *, ratio: Optional[int] = None, degree: int = 4, tau1: Optional
                                tau4=tau4, gamma=gamma, mask=m)
     t1, t2, t3, t4, gam = weights.tau1, weights.tau2, weights.tau3, weights.tau4, weights.gamma
 
-    # Buffers, allocated once (FFTW-aligned): iterates (current, previous, extrapolated, trial),
-    # their spectra, link values f, f_x, f_g at the current, extrapolated and trial x, work.
+    # Buffers, allocated once (FFTW-aligned). Iterates: current, previous, extrapolated and trial
+    # x; current, previous and trial v (the extrapolated v is built in the trial buffer). Link
+    # values f, f_x, f_g at the base point (current or extrapolated x) and at the trial x.
+    # Spectra of x: current, previous, extrapolated, trial, and of the coupling gradient. Images
+    # idle during the v-step lend themselves to its solver. See the README's working set.
     R, S = fp.empty_real, fp.empty_spec
     x, x_prev, xe, xt = R(), R(), R(), R()
-    v, v_prev, ve, vt = R(), R(), R(), R()
+    v, v_prev, vt = R(), R(), R()
     np.copyto(x, x0c)
     np.copyto(v, yu)
     X, X_prev, Xe, Xt, Gs = fp.forward(x), S(), S(), S(), S()
     f, fx, fg = R(), R(), R()
-    fe, fxe, fge = R(), R(), R()
     ft, fxt, fgt = R(), R(), R()
-    G, w, w1 = R(), R(), R()
+    G, w1 = R(), R()
     w2 = R() if gm.mode == 1 else None
     vsolver = VStepSolver(fp, yu, m, t2, t3, gam, tol=vstep_tol)
+    del x0c
 
     def coupling(xx, vv, ff, ffx, ffg):
         """sum m (vv - f(xx))^2, writing f, f_x, f_g at xx."""
@@ -385,7 +395,7 @@ def fuse(mr, us, *, ratio: Optional[int] = None, degree: int = 4, tau1: Optional
     converged, stop_reason = False, "maximum number of iterations reached"
     bar = _Progress(progress, max_iter)
     eps_round = 4 * np.finfo(dtype).eps
-    t_mom, have_prev, n_restarts = 1.0, False, 0
+    t_mom, have_prev, n_restarts, base_is_current = 1.0, False, 0, True
     try:
         k = 0
         while k < max_iter:
@@ -395,22 +405,28 @@ def fuse(mr, us, *, ratio: Optional[int] = None, degree: int = 4, tau1: Optional
             if inertial and have_prev:
                 t_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t_mom * t_mom))
                 beta = (t_mom - 1.0) / t_next
+            tl = time.perf_counter()
             if beta > 0:
                 bx = dtype.type(beta)
                 np.subtract(x, x_prev, out=xe); xe *= bx; xe += x
                 np.subtract(X, X_prev, out=Xe); Xe *= bx; Xe += X
-                np.subtract(v, v_prev, out=ve); ve *= bx; ve += v
-                xb, Xb, vb = xe, Xe, ve
-                tl = time.perf_counter()
-                Hb = coupling(xb, vb, fe, fxe, fge)
-                t_link += time.perf_counter() - tl
-                fb, fxb, fgb = fe, fxe, fge
+                np.subtract(v, v_prev, out=vt); vt *= bx; vt += v
+                xb, Xb = xe, Xe
+                Hb = coupling(xb, vt, f, fx, fg)  # the base set now holds the extrapolated point
+                base_is_current = False
             else:
-                xb, Xb, vb, Hb, fb, fxb, fgb = x, X, v, Hsum, f, fx, fg
+                xb, Xb = x, X
+                np.copyto(vt, v)
+                if not base_is_current:  # after a rejected inertial step
+                    Hsum = coupling(x, v, f, fx, fg)
+                    base_is_current = True
+                Hb = Hsum
+            vb = vt
+            t_link += time.perf_counter() - tl
             # x-step with backtracking (DESIGN section 5.1) from the base point: the FFTs of
             # x_b and of the gradient are shared by all trials, each costing one inverse FFT.
             ta = time.perf_counter()
-            K.jacobian_transpose(xb, vb, fb, m, fxb, fgb, gm.mode, gm.uv, gm.uh, gm.eps,
+            K.jacobian_transpose(xb, vb, f, m, fx, fg, gm.mode, gm.uv, gm.uh, gm.eps,
                                  -2.0 * t4, w1, w2, G, nt)
             t_link += time.perf_counter() - ta
             fp.forward(G, Gs)
@@ -434,9 +450,12 @@ def fuse(mr, us, *, ratio: Optional[int] = None, degree: int = 4, tau1: Optional
             t_x += tb - ta
             # v-step (DESIGN section 5.2) from the base point.
             dk = gamma2 * 2.0 * t4
+            w = G  # the gradient is spent; its buffer holds the v-step target
             K.prox_target(vb, ft, m, 2.0 * t4 / dk, w, nt)
-            np.copyto(vt, vb)
-            info = vsolver.solve(vt, w, dk)
+            idle = [w1, xe, x_prev, v_prev, f, fx, fg] + ([w2] if w2 is not None else [])
+            idle += [fp.real_view(Xe), fp.real_view(X_prev), fp.real_view(Gs)]
+            base_is_current = False  # the base set is lent to the v-step solver
+            info = vsolver.solve(vt, w, dk, scratch=idle)
             _, Hsum_t, _ = K.diff_stats(vt, ft, None, m, nt)
             psi_new = objective(xt, Xt, Hsum_t, info.g_value)
             t_v += time.perf_counter() - tb
@@ -459,6 +478,7 @@ def fuse(mr, us, *, ratio: Optional[int] = None, degree: int = 4, tau1: Optional
             X_prev, X, Xt = X, Xt, X_prev
             v_prev, v, vt = v, vt, v_prev
             f, ft, fx, fxt, fg, fgt = ft, f, fxt, fx, fgt, fg
+            base_is_current = True
             Hsum, psi = Hsum_t, psi_new
             if inertial and have_prev:
                 t_mom = t_next
@@ -484,11 +504,11 @@ def fuse(mr, us, *, ratio: Optional[int] = None, degree: int = 4, tau1: Optional
     timings = {"setup": t_setup, "x_step": t_x, "v_step": t_v, "link": t_link,
                "rejected": t_rejected, "total": time.perf_counter() - t_start}
     return FusionResult(
-        x=np.array(x * dtype.type(mr_scale)), v=np.array(v * dtype.type(us_scale)),
+        x=_rescaled(x, mr_scale), v=_rescaled(v, us_scale),
         coeffs=link.coeffs.copy(), link=link, objective=np.asarray(objective_hist),
         lipschitz=np.asarray(lip_hist), n_iter=n_iter, converged=converged,
         stop_reason=stop_reason, mr_scale=mr_scale, us_scale=us_scale, ratio=s, weights=weights,
-        x_init=np.array(x0c * dtype.type(mr_scale)), timings=timings,
+        x_init=_rescaled(x0.astype(dtype, copy=False), mr_scale), timings=timings,
         vstep_newton=np.asarray(newton_hist, int), vstep_cg=np.asarray(cg_hist, int),
         trials=np.asarray(trial_hist, int), restarts=n_restarts)
 

@@ -60,8 +60,7 @@ class VStepSolver:
         self.tau2, self.tau3, self.gamma = float(tau2), float(tau3), float(gamma)
         self.tol, self.max_newton, self.max_cg = float(tol), int(max_newton), int(max_cg)
         self.threads = fourier.threads
-        e = fourier.empty_real
-        self._bufs = [e() for _ in range(10)]
+        self._own = []
         self.zspec = fourier.empty_spec()
 
     def value(self, v, w=None, dk: float = 0.0) -> float:
@@ -76,10 +75,20 @@ class VStepSolver:
         self.zspec /= (shift + 2.0 * self.tau3 * fp.dtd)
         fp.inverse(self.zspec, out)
 
-    def solve(self, v, w=None, dk: float = 0.0) -> VStepInfo:
-        """Minimise ``G_k`` in place, starting from ``v``; never increases ``G_k``."""
+    def _buffers(self, scratch):
+        """Ten work images: the caller's free ``scratch`` first, then our own (made once)."""
+        scratch = list(scratch or [])[:10]
+        while len(self._own) < 10 - len(scratch):
+            self._own.append(self.fp.empty_real())
+        return scratch + self._own[: 10 - len(scratch)]
+
+    def solve(self, v, w=None, dk: float = 0.0, scratch=None) -> VStepInfo:
+        """Minimise ``G_k`` in place, starting from ``v``; never increases ``G_k``.
+
+        ``scratch``: images the caller does not need during this call, used as work space.
+        """
         K, nt = self._k, self.threads
-        g, c, gt, ct, p, r, s, hs, z, trial = self._bufs
+        g, c, gt, ct, p, r, s, hs, z, trial = self._buffers(scratch)
         args = (self.y, w, self.mask, self.tau2, self.gamma, self.tau3, dk)
         val, cmin, cmean, gval = K.vstep_eval(v, *args, g, c, nt)
         vnorm = float(np.linalg.norm(v)) or 1.0

@@ -1,0 +1,696 @@
+"""Fusion over a grid of one or two weights (issue 8; the paper's Fig. 8), and the ``sweep`` command.
+
+:func:`sweep` runs :func:`mrusfusion.fuse` at every point of a grid of ``tau1``..``tau4`` values
+(at most two of them varying), in parallel over the grid points, and reports for each the
+quantities of the paper's Fig. 8 (the contrast-to-noise ratio between two regions and the slope
+of an intensity profile across an interface) and, when a ground truth is known, PSNR and MSSIM.
+:func:`sweep_figure` draws the curves and a thumbnail of the fused image at each point.
+"""
+from __future__ import annotations
+
+import csv
+import io as _io
+import itertools
+import math
+import sys
+import time
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from numbers import Real
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from . import metrics
+from ._config import get_num_threads
+from ._validation import as_image
+from .fusion import fuse
+
+__all__ = ["sweep", "SweepResult", "sweep_figure", "add_parser", "run"]
+
+TAUS = ("tau1", "tau2", "tau3", "tau4")
+#: Metric columns of :attr:`SweepResult.table`, present when their inputs were given.
+METRIC_COLUMNS = ("cnr_x_db", "cnr_v_db", "slope_x", "slope_v", "psnr_x", "mssim_x", "psnr_v",
+                  "mssim_v")
+_PLOT_HINT = 'pip install "mrusfusion[plot]"'
+# FFTW_MEASURE picks its algorithms by timing them, so two runs (or two threads) may round
+# differently in the last bits; the kernels themselves do not depend on the thread count.
+_REPRODUCIBLE_PLANNER = "FFTW_ESTIMATE"
+
+
+# --------------------------------------------------------------------------- result
+
+
+@dataclass(frozen=True, eq=False)
+class SweepResult:
+    """Outcome of :func:`sweep`.
+
+    Attributes
+    ----------
+    table : list of dict
+        One row per grid point, in grid order (the first swept tau varies slowest). Keys:
+        ``index``; ``tau1``..``tau4`` and ``gamma`` as used (grid values, the scalars given, or
+        the automatic values); ``n_iter``, ``converged``; and, when their inputs were given,
+        ``cnr_x_db``, ``cnr_v_db`` (CNR in dB between ``region_a`` and ``region_b`` in ``x``
+        and ``v``), ``slope_x``, ``slope_v`` (profile slope, intensity per pixel),
+        ``psnr_x``, ``mssim_x`` (``x`` against ``mr_true``), ``psnr_v``, ``mssim_v`` (``v``
+        against ``us_true``).
+    axes : dict
+        The swept taus and their grid values, ``{"tau4": (1e-3, 1e-2, ...)}``, in grid order.
+    images : tuple of ndarray
+        The fused image ``x`` of each grid point (for thumbnails), in table order.
+    seconds : tuple of float
+        Wall time of each fusion, in table order (not in :attr:`table`, so that two runs give
+        identical tables).
+    wall_time : float
+        Wall time of the whole sweep, in seconds.
+    max_workers : int
+        Number of fusions run at once.
+    """
+
+    table: List[dict]
+    axes: Dict[str, Tuple[float, ...]]
+    images: Tuple[np.ndarray, ...] = field(repr=False)
+    seconds: Tuple[float, ...] = ()
+    wall_time: float = float("nan")
+    max_workers: int = 1
+
+    @property
+    def columns(self) -> List[str]:
+        """Column names of :attr:`table`, in order."""
+        return list(self.table[0]) if self.table else []
+
+    @property
+    def message(self) -> str:
+        n = len(self.table)
+        conv = sum(bool(r["converged"]) for r in self.table)
+        grid = " x ".join(f"{len(v)} {k}" for k, v in self.axes.items())
+        return (f"{n} fusion(s) over {grid} in {self.wall_time:.1f} s with {self.max_workers} "
+                f"worker(s); {conv} of {n} converged")
+
+    def best(self, metric: str, *, minimize: bool = False) -> dict:
+        """The row with the largest (or, with ``minimize``, smallest) value of ``metric``.
+
+        Parameters
+        ----------
+        metric : str
+            A column of :attr:`table`, e.g. ``"psnr_x"`` or ``"cnr_v_db"``.
+        minimize : bool, default False
+            Pick the smallest value instead.
+
+        Returns
+        -------
+        dict
+            A copy of the row; ties go to the first in grid order. NaN values are ignored.
+
+        Raises
+        ------
+        KeyError
+            If ``metric`` is not a numeric column of the table.
+        ValueError
+            If every value of ``metric`` is NaN.
+        """
+        numeric = [c for c in self.columns if c in METRIC_COLUMNS or c in TAUS
+                   or c in ("gamma", "n_iter")]
+        if metric not in numeric:
+            raise KeyError(f"no column {metric!r} to rank by; available: {', '.join(numeric)}")
+        values = np.array([float(r[metric]) for r in self.table])
+        if np.all(np.isnan(values)):
+            raise ValueError(f"every value of {metric!r} is NaN")
+        k = int(np.nanargmin(values) if minimize else np.nanargmax(values))
+        return dict(self.table[k])
+
+    def to_csv(self, path=None, *, digits: Optional[int] = None, overwrite: bool = False):
+        """Write the table as CSV (a header line, then one line per grid point).
+
+        Parameters
+        ----------
+        path : str or os.PathLike, optional
+            Where to write; ``None`` returns the text instead.
+        digits : int, optional
+            Significant digits of the numbers; default: all (``repr``), which round-trips.
+        overwrite : bool, default False
+            Replace an existing file.
+
+        Returns
+        -------
+        pathlib.Path or str
+            The path written, or the CSV text when ``path`` is ``None``.
+        """
+        text = _csv_text(self.table, digits=digits)
+        if path is None:
+            return text
+        from .report import _write_atomic
+
+        return _write_atomic(path, lambda h: h.write(text.encode("utf-8")), overwrite=overwrite)
+
+
+def _format_value(value, digits: Optional[int]) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return repr(v) if digits is None else format(v, f".{digits}g")
+    return str(value)
+
+
+def _csv_text(rows: Sequence[dict], *, digits: Optional[int] = None) -> str:
+    """CSV of ``rows`` (dicts with the same keys), with ``\\n`` line ends."""
+    buf = _io.StringIO()
+    if not rows:
+        return ""
+    writer = csv.writer(buf, lineterminator="\n")
+    columns = list(rows[0])
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_format_value(row[c], digits) for c in columns])
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _is_sequence(value) -> bool:
+    if isinstance(value, (str, bytes)):
+        return False
+    if isinstance(value, np.ndarray):
+        return value.ndim >= 1
+    return isinstance(value, (list, tuple, range))
+
+
+def _check_tau(value, name: str) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (Real, np.number)):
+        raise TypeError(f"`{name}` values must be real numbers, got {value!r}")
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"`{name}` values must be finite, got {v}")
+    # fuse accepts tau1 = tau3 = 0 (no smoothing) but needs tau2, tau4 > 0
+    if name in ("tau2", "tau4") and v <= 0:
+        raise ValueError(f"`{name}` values must be > 0, got {v:g}")
+    if v < 0:
+        raise ValueError(f"`{name}` values must be >= 0, got {v:g}")
+    return v
+
+
+def _grid(taus: Dict[str, object]):
+    """``(axes, fixed)``: the swept taus with their values, and the scalar (or None) ones."""
+    axes: Dict[str, Tuple[float, ...]] = {}
+    fixed: Dict[str, Optional[float]] = {}
+    for name in TAUS:
+        value = taus[name]
+        if _is_sequence(value):
+            arr = np.asarray(value, dtype=object)
+            if arr.ndim != 1:
+                raise ValueError(f"`{name}` must be a scalar or a 1-D sequence of values, got "
+                                 f"shape {arr.shape}")
+            if arr.size == 0:
+                raise ValueError(f"`{name}` is an empty sequence; give at least one value")
+            axes[name] = tuple(_check_tau(v, name) for v in arr)
+        else:
+            fixed[name] = None if value is None else _check_tau(value, name)
+    if len(axes) > 2:
+        raise ValueError(f"at most two taus may be sequences (a 1-D or 2-D grid), got "
+                         f"{len(axes)}: {', '.join(axes)}; fix the others to a number or None")
+    if not axes:
+        raise ValueError("give at least one of tau1..tau4 as a sequence of values to sweep, "
+                         "e.g. tau4=[1e-3, 1e-2, 1e-1]")
+    return axes, fixed
+
+
+def _check_regions(region_a, region_b, shape) -> bool:
+    if (region_a is None) != (region_b is None):
+        missing = "region_b" if region_b is None else "region_a"
+        raise ValueError(f"the CNR needs two regions: `{missing}` is missing")
+    if region_a is None:
+        return False
+    probe = np.zeros(shape)
+    # the same checks cnr() will make, before any fusion runs
+    metrics._region_values(probe, region_a, "region_a")
+    metrics._region_values(probe, region_b, "region_b")
+    return True
+
+
+def _check_profile(profile, shape):
+    if profile is None:
+        return None
+    try:
+        start, end = profile
+    except (TypeError, ValueError):
+        raise TypeError("`profile` must be a pair of points ((r0, c0), (r1, c1)), got "
+                        f"{profile!r}") from None
+    metrics.profile(np.zeros(shape), start, end)  # raises on points outside or equal
+    return (tuple(float(c) for c in start), tuple(float(c) for c in end))
+
+
+def _check_truth(truth, name: str, shape):
+    if truth is None:
+        return None
+    t = as_image(truth, name, dtype=np.float64)
+    if t.shape != tuple(shape):
+        raise ValueError(f"`{name}` must have the shape of the US image {tuple(shape)} (the grid "
+                         f"of the fused images), got {t.shape}")
+    if not float(t.max()) > 0:
+        raise ValueError(f"`{name}` must have a positive maximum (its peak for PSNR and MSSIM)")
+    return t
+
+
+def fidelity(estimate: np.ndarray, truth: np.ndarray) -> Tuple[float, float, float]:
+    """``(RMSE, PSNR, MSSIM)`` of ``estimate`` against ``truth`` after dividing both by
+    ``max(truth)``: PSNR and MSSIM with data range 1, RMSE in units of that peak."""
+    peak = float(np.max(truth))
+    e = np.asarray(estimate, dtype=np.float64) / peak
+    t = np.asarray(truth, dtype=np.float64) / peak
+    return (metrics.rmse(e, t), metrics.psnr(e, t, data_range=1.0),
+            metrics.mssim(e, t, data_range=1.0))
+
+
+# --------------------------------------------------------------------------- sweep
+
+
+def sweep(mr, us, *, tau1=None, tau2=None, tau3=None, tau4=None, region_a=None, region_b=None,
+          profile=None, mr_true=None, us_true=None, max_workers: Optional[int] = None,
+          progress: bool = False, **fuse_kwargs) -> SweepResult:
+    """Fuse over a grid of one or two of ``tau1``..``tau4`` and measure each result.
+
+    Parameters
+    ----------
+    mr, us : array_like
+        Observed MR and US images, as for :func:`mrusfusion.fuse`.
+    tau1, tau2, tau3, tau4 : float, sequence of float or None
+        One or two of them are sequences: the grid (their Cartesian product, the first in
+        ``tau1..tau4`` order varying slowest). The others are numbers (used as is) or ``None``
+        (derived from the data by :func:`mrusfusion.fuse`).
+    region_a, region_b : tuple of slice or bool array, optional
+        Two regions of the US grid (e.g. ``np.s_[40:60, 80:100]`` or masks of the US shape);
+        give both to report the CNR (dB) of ``x`` and ``v`` between them.
+    profile : ((float, float), (float, float)), optional
+        ``(start, end)`` points ``(row, col)`` on the US grid of a short segment crossing an
+        interface; reports the slope of the least-squares line through the profile of ``x``
+        and ``v``.
+    mr_true, us_true : array_like, optional
+        Ground truths on the US grid (simulations); report PSNR and MSSIM of ``x`` against
+        ``mr_true`` and of ``v`` against ``us_true``.
+    max_workers : int, optional
+        Fusions run at once in a thread pool (the compiled kernels and FFTs release the GIL).
+        Default: the number of grid points, at most the thread count of
+        :func:`mrusfusion.get_num_threads`.
+    progress : bool, default False
+        Print a line on stderr as each grid point finishes.
+    **fuse_kwargs
+        Passed to :func:`mrusfusion.fuse` (``max_iter``, ``degree``, ``ratio``, ``psf``, ...).
+        Each fusion runs with ``threads=1`` unless ``threads`` is given (the parallelism is
+        over the grid points). ``planner_effort`` defaults to ``"FFTW_ESTIMATE"`` so that
+        results do not depend on FFTW's timing-based plan choice: serial and parallel sweeps
+        then agree exactly. (FFTW reuses plans measured earlier in the process for the same
+        size and thread count, which can change the last bits.)
+
+    Returns
+    -------
+    SweepResult
+        ``.table`` (one dict per grid point), ``.to_csv(path)``, ``.best(metric)``.
+
+    Raises
+    ------
+    ValueError
+        If no tau or more than two taus are sequences, a value is out of range (``tau2``,
+        ``tau4`` > 0; ``tau1``, ``tau3`` >= 0), only one region is given, a region is empty or
+        has the wrong shape, a profile point lies outside the image, or a ground truth does not
+        have the US shape.
+    TypeError
+        If a value is not a number, a region is neither slices nor a boolean mask, or a keyword
+        is not an option of :func:`mrusfusion.fuse`.
+
+    Notes
+    -----
+    CNR (dB) is ``20 log10(|mu_a - mu_b| / sqrt(sigma_a^2 + sigma_b^2))`` (DESIGN.md section 9).
+    PSNR and MSSIM are computed after dividing the estimate and its truth by the maximum of the
+    truth, with data range 1. The paper's Fig. 8: a small ``tau4`` gives an MR-like ``x`` (high
+    CNR, soft interfaces), a large one a US-like ``x`` (sharper interfaces, more speckle).
+
+    References
+    ----------
+    .. [1] O. El Mansouri et al., "Fusion of Magnetic Resonance and Ultrasound Images for
+       Endometriosis Detection", IEEE Trans. Image Process. 29 (2020) 5324-5335, Fig. 8.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mrusfusion import phantom, simulate
+    >>> sim = simulate(phantom((32, 32)), ratio=2, seed=0)
+    >>> res = sweep(sim.mr, sim.us, tau4=[0.1, 1.0], mr_true=sim.mr_true, max_iter=3)
+    >>> [row["tau4"] for row in res.table]
+    [0.1, 1.0]
+    >>> res.best("psnr_x")["tau4"] in (0.1, 1.0)
+    True
+    """
+    axes, fixed = _grid({"tau1": tau1, "tau2": tau2, "tau3": tau3, "tau4": tau4})
+    us_shape = np.shape(us)
+    if len(us_shape) != 2:
+        raise ValueError(f"`us` must be a 2-D array, got shape {us_shape}")
+    has_cnr = _check_regions(region_a, region_b, us_shape)
+    prof = _check_profile(profile, us_shape)
+    mr_t = _check_truth(mr_true, "mr_true", us_shape)
+    us_t = _check_truth(us_true, "us_true", us_shape)
+    for key in ("progress", "callback"):
+        if key in fuse_kwargs:
+            raise TypeError(f"sweep() does not pass `{key}` to fuse (fusions run in parallel); "
+                            "use progress=True for a line per grid point")
+    points = [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
+    n = len(points)
+    if max_workers is None:
+        workers = min(n, get_num_threads())
+    else:
+        if isinstance(max_workers, bool) or not isinstance(max_workers, (int, np.integer)):
+            raise TypeError(f"`max_workers` must be a positive integer, got {max_workers!r}")
+        if max_workers < 1:
+            raise ValueError(f"`max_workers` must be a positive integer, got {max_workers}")
+        workers = min(int(max_workers), n)
+    kwargs = dict(fuse_kwargs)
+    kwargs.setdefault("planner_effort", _REPRODUCIBLE_PLANNER)
+    # Parallelism is over grid points. One thread per fusion whatever the number of workers, so
+    # that the numbers do not depend on max_workers (FFTW plans may depend on the thread count).
+    kwargs.setdefault("threads", 1)
+
+    def one(k: int):
+        t0 = time.perf_counter()
+        res = fuse(mr, us, **{**fixed, **points[k]}, **kwargs)
+        w = res.weights
+        row = {"index": k, "tau1": w.tau1, "tau2": w.tau2, "tau3": w.tau3, "tau4": w.tau4,
+               "gamma": w.gamma, "n_iter": int(res.n_iter), "converged": bool(res.converged)}
+        if has_cnr:
+            row["cnr_x_db"] = metrics.cnr(res.x, region_a, region_b, db=True)
+            row["cnr_v_db"] = metrics.cnr(res.v, region_a, region_b, db=True)
+        if prof is not None:
+            row["slope_x"] = metrics.profile_slope(res.x, *prof)
+            row["slope_v"] = metrics.profile_slope(res.v, *prof)
+        if mr_t is not None:
+            _, row["psnr_x"], row["mssim_x"] = fidelity(res.x, mr_t)
+        if us_t is not None:
+            _, row["psnr_v"], row["mssim_v"] = fidelity(res.v, us_t)
+        return row, res.x, time.perf_counter() - t0
+
+    def report(k, row, seconds, done):
+        if progress:
+            at = ", ".join(f"{name} {points[k][name]:.3g}" for name in axes)
+            print(f"sweep: {done}/{n} ({at}): {row['n_iter']} iteration(s), "
+                  f"{'converged' if row['converged'] else 'not converged'}, {seconds:.1f} s",
+                  file=sys.stderr, flush=True)
+
+    t_start = time.perf_counter()
+    outcomes: List[Optional[tuple]] = [None] * n
+    if workers == 1:
+        for k in range(n):
+            outcomes[k] = one(k)
+            report(k, outcomes[k][0], outcomes[k][2], k + 1)
+    else:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mrusfusion-sweep") as ex:
+            futures = {ex.submit(one, k): k for k in range(n)}
+            pending = set(futures)
+            done_count = 0
+            try:
+                while pending:
+                    done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                    for fut in done:
+                        k = futures[fut]
+                        outcomes[k] = fut.result()  # re-raises the fusion's error
+                        done_count += 1
+                        report(k, outcomes[k][0], outcomes[k][2], done_count)
+            except BaseException:
+                for fut in pending:
+                    fut.cancel()
+                raise
+    return SweepResult(table=[o[0] for o in outcomes], axes=axes,
+                       images=tuple(o[1] for o in outcomes),
+                       seconds=tuple(o[2] for o in outcomes),
+                       wall_time=time.perf_counter() - t_start, max_workers=workers)
+
+
+# --------------------------------------------------------------------------- figure
+
+_CURVES = (  # (panel title, [(column, label, style)])
+    ("CNR between the regions (dB)", (("cnr_x_db", "x", "-"), ("cnr_v_db", "v", "--"))),
+    ("profile slope (per pixel)", (("slope_x", "x", "-"), ("slope_v", "v", "--"))),
+    ("PSNR (dB)", (("psnr_x", "x vs true MR", "-"), ("psnr_v", "v vs true US", "--"))),
+    ("MSSIM", (("mssim_x", "x vs true MR", "-"), ("mssim_v", "v vs true US", "--"))),
+)
+_MAX_THUMBS = 8
+
+
+def _evenly(n: int, k: int) -> List[int]:
+    """At most ``k`` indices of ``range(n)``, evenly spread, first and last included."""
+    if n <= k:
+        return list(range(n))
+    return sorted({int(round(i)) for i in np.linspace(0, n - 1, k)})
+
+
+def sweep_figure(result: SweepResult, path=None, *, title: Optional[str] = None,
+                 mark: Optional[Dict[str, float]] = None, overwrite: bool = False):
+    """The curves of a sweep against the swept tau and a thumbnail of ``x`` at each point.
+
+    Parameters
+    ----------
+    result : SweepResult
+        What :func:`sweep` returned.
+    path : str or os.PathLike, optional
+        Also write the figure there (the extension picks the format).
+    title : str, optional
+        Figure title (default: :attr:`SweepResult.message`).
+    mark : dict, optional
+        ``{"tau4": value}``: a vertical line at that value of the horizontal axis (e.g. the
+        automatic value).
+    overwrite : bool, default False
+        Replace an existing file at ``path``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One panel per measured quantity (CNR, profile slope, PSNR, MSSIM; ``x`` solid, ``v``
+        dashed) against the first swept tau (log axis when all values are positive; with two
+        swept taus, one curve per value of the second), then a grid of thumbnails of ``x``
+        (at most 8 per row and per column, evenly chosen) on one grey scale.
+
+    Raises
+    ------
+    ImportError
+        If matplotlib is not installed (the message says ``pip install "mrusfusion[plot]"``).
+    FileExistsError, FileNotFoundError, ValueError
+        As :func:`mrusfusion.report.fusion_figure` for ``path``.
+
+    Examples
+    --------
+    >>> from mrusfusion import phantom, simulate
+    >>> sim = simulate(phantom((32, 32)), ratio=2, seed=0)
+    >>> res = sweep(sim.mr, sim.us, tau4=[0.1, 1.0], mr_true=sim.mr_true, max_iter=2)
+    >>> len(sweep_figure(res).axes)  # PSNR and MSSIM panels, two thumbnails
+    4
+    """
+    from .report import _matplotlib, _write_atomic, figure_format
+
+    Figure, FigureCanvasAgg = _matplotlib()
+    names = list(result.axes)
+    first = names[0]
+    second = names[1] if len(names) > 1 else None
+    xs = np.array(result.axes[first])
+    ys = np.array(result.axes[second]) if second else np.array([np.nan])
+    table = result.table
+    panels = [(t, [c for c in curves if c[0] in (table[0] if table else {})])
+              for t, curves in _CURVES]
+    panels = [(t, c) for t, c in panels if c]
+
+    def row_of(i, j):
+        # first varies slowest in the grid
+        return table[i * len(ys) + j] if second else table[i]
+
+    ti = _evenly(len(xs), _MAX_THUMBS)
+    tj = _evenly(len(ys), _MAX_THUMBS) if second else [0]
+    n_thumb_cols = len(ti)
+    n_curve_rows = math.ceil(len(panels) / 2) if panels else 0
+    n_rows = n_curve_rows + len(tj)
+    fig = Figure(figsize=(max(9.0, 1.6 * n_thumb_cols), 3.0 * n_curve_rows + 1.8 * len(tj) + 0.8),
+                 layout="constrained")
+    FigureCanvasAgg(fig)
+    heights = [3.0] * n_curve_rows + [1.8] * len(tj)
+    outer = fig.add_gridspec(n_rows, 1, height_ratios=heights)
+    log = bool(np.all(xs > 0))
+    colours = [f"C{j % 10}" for j in range(len(ys))]
+    for p, (ptitle, curves) in enumerate(panels):
+        r, c = divmod(p, 2)
+        sub = outer[r].subgridspec(1, 2)
+        ax = fig.add_subplot(sub[c])
+        for j, yv in enumerate(ys):
+            for col, label, style in curves:
+                vals = [float(row_of(i, j)[col]) for i in range(len(xs))]
+                lab = label if not second else f"{label}, {second} {yv:.3g}"
+                # 1-D: x and v in two colours; 2-D: one colour per value of the second tau
+                colour = colours[j] if second else ("C0" if style == "-" else "C1")
+                ax.plot(xs, vals, style, marker="o", ms=3, color=colour, label=lab)
+        if log:
+            ax.set_xscale("log")
+        if mark and first in mark:
+            ax.axvline(mark[first], color="0.5", lw=1, ls=":", label=f"{first} {mark[first]:.3g}")
+        ax.set_xlabel(first)
+        ax.set_title(ptitle, fontsize=9)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    imgs = [row_of(i, j) for j in tj for i in ti]
+    lo = min(float(np.min(result.images[r["index"]])) for r in imgs)
+    hi = max(float(np.max(result.images[r["index"]])) for r in imgs)
+    for a, j in enumerate(tj):
+        sub = outer[n_curve_rows + a].subgridspec(1, n_thumb_cols)
+        for b, i in enumerate(ti):
+            row = row_of(i, j)
+            ax = fig.add_subplot(sub[b])
+            ax.imshow(result.images[row["index"]], cmap="gray", vmin=lo, vmax=hi,
+                      interpolation="nearest")
+            label = f"{first} {xs[i]:.3g}" + (f"\n{second} {ys[j]:.3g}" if second else "")
+            if not row["converged"]:
+                label += "\n(not converged)"
+            ax.set_title(label, fontsize=7)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle(title if title is not None else result.message, fontsize=10)
+    if path is not None:
+        fmt = figure_format(path)
+        _write_atomic(path, lambda h: fig.savefig(h, format=fmt, dpi=110), overwrite=overwrite)
+    return fig
+
+
+# --------------------------------------------------------------------------- command
+
+SWEEP_CSV = "sweep.csv"
+SWEEP_FIGURE = "sweep.png"
+
+
+def _region(values):
+    if values is None:
+        return None
+    r0, r1, c0, c1 = (int(v) for v in values)
+    return np.s_[r0:r1, c0:c1]
+
+
+def run(args) -> int:
+    """Handler of ``mrusfusion sweep``."""
+    from . import io
+    from .cli import _have_matplotlib, _say, output_paths_ok
+
+    out = Path(args.out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {args.out} exists and is not a folder")
+    plot = _have_matplotlib()
+    names = (SWEEP_CSV,) + ((SWEEP_FIGURE,) if plot else ())
+    inputs = [p for p in (args.mr_path, args.us_path, args.mr_true, args.us_true) if p]
+    if out.is_dir():
+        output_paths_ok([("", str(out / n)) for n in names], inputs, overwrite=args.overwrite)
+    given = {name: getattr(args, name) for name in TAUS if getattr(args, name) is not None}
+    if not given:
+        raise ValueError("give the values to sweep with at least one of --tau1 .. --tau4")
+    if any(len(v) > 1 for v in given.values()):
+        taus = {k: (v if len(v) > 1 else v[0]) for k, v in given.items()}
+    else:  # a single value each: a one-point grid over those given
+        taus = dict(given)
+    profile = None
+    if args.profile is not None:
+        r0, c0, r1, c1 = args.profile
+        profile = ((r0, c0), (r1, c1))
+    mr = io.load(args.mr_path).data
+    us = io.load(args.us_path).data
+    probe = np.zeros(us.shape)
+    for opt, values in (("--region-a", args.region_a), ("--region-b", args.region_b)):
+        if values is not None:  # name the option, not the argument of sweep(), in errors
+            metrics._region_values(probe, _region(values), opt)
+    mr_true = io.load(args.mr_true).data if args.mr_true else None
+    us_true = io.load(args.us_true).data if args.us_true else None
+    fuse_kwargs = {"max_iter": args.max_iter, "degree": args.degree}
+    if args.ratio is not None:
+        fuse_kwargs["ratio"] = args.ratio
+    if args.threads is not None:
+        fuse_kwargs["threads"] = args.threads
+    res = sweep(mr, us, **taus, region_a=_region(args.region_a), region_b=_region(args.region_b),
+                profile=profile, mr_true=mr_true, us_true=us_true, max_workers=args.workers,
+                progress=not args.quiet, **fuse_kwargs)
+    out.mkdir(parents=True, exist_ok=True)
+    written = [res.to_csv(out / SWEEP_CSV, overwrite=args.overwrite)]
+    if plot:
+        sweep_figure(res, out / SWEEP_FIGURE, overwrite=args.overwrite,
+                     title=f"{Path(args.mr_path).name} + {Path(args.us_path).name}: "
+                           f"{res.message}")
+        written.append(out / SWEEP_FIGURE)
+    lines = [res.message, _csv_text(res.table, digits=4).rstrip("\n")]
+    for metric in METRIC_COLUMNS:
+        if res.table and metric in res.table[0]:
+            best = res.best(metric)
+            at = ", ".join(f"{k} {best[k]:.3g}" for k in res.axes)
+            lines.append(f"best {metric}: {best[metric]:.4g} at {at}")
+    if not plot:
+        lines.append(f"no figure: matplotlib is not installed ({_PLOT_HINT} gives figures)")
+    _say(args, *lines, *(f"wrote {p}" for p in written))
+    return 0
+
+
+def add_parser(subparsers):
+    """Register ``mrusfusion sweep`` (the hook of :data:`mrusfusion.cli.EXTERNAL_COMMANDS`)."""
+    from .cli import (_nonnegative_float, _nonnegative_int, _positive_float, _positive_int,
+                      command_parser)
+
+    p = command_parser(
+        subparsers, "sweep", summary="fuse over a grid of one or two weights (paper Fig. 8)",
+        description=(
+            "Fuse an MR image with a registered US image at every point of a grid of one or two "
+            "of the weights tau1..tau4 (an option with several values is swept; one with a "
+            "single value is fixed; the others are measured on the data), in parallel, and "
+            "report for each point the contrast-to-noise ratio (dB) between two regions and "
+            "the slope of an intensity profile across an interface (the paper's Fig. 8), and "
+            "PSNR/MSSIM when ground truths are given. Writes to OUT_DIR (created if needed):\n\n"
+            f"  {SWEEP_CSV}     one row per grid point: taus used, CNR, slope, PSNR, MSSIM,\n"
+            "                iterations, convergence\n"
+            f"  {SWEEP_FIGURE}     the curves and a thumbnail of the fused image x per point\n"
+            f"                (needs matplotlib: {_PLOT_HINT})\n\n"
+            "Regions and profile points are in pixels of the US grid (the grid of the fused "
+            "images); regions are half-open row and column ranges. tau4 small: x MR-like "
+            "(higher CNR, softer interfaces); large: US-like (sharper, more speckle). Existing "
+            "files are not replaced without --overwrite."),
+        example=("mrusfusion simulate sim --ratio 4\n"
+                 "mrusfusion sweep sim/mr.npy sim/us.npy --tau4 1e-3 1e-2 1e-1 1 \\\n"
+                 "    --region-a 198 211 206 218 --region-b 160 180 225 250 \\\n"
+                 "    --profile 204 232 204 218 --mr-true sim/mr_true.npy --out sweep-out\n"
+                 "mrusfusion sweep mr.nii.gz us.nii.gz --tau1 0.01 0.1 --tau4 0.1 1 --out grid"))
+    p.add_argument("mr_path", metavar="MR_PATH", help="MR image (low resolution)")
+    p.add_argument("us_path", metavar="US_PATH", help="US image registered to the MR image")
+    p.add_argument("--out", required=True, metavar="OUT_DIR", help="folder for the outputs")
+    g = p.add_argument_group("grid (one or two options with several values)")
+    for name, kind, what in (("tau1", _nonnegative_float, "MR smoothness"),
+                             ("tau2", _positive_float, "US data fidelity"),
+                             ("tau3", _nonnegative_float, "US smoothness"),
+                             ("tau4", _positive_float, "MR/US coupling")):
+        g.add_argument(f"--{name}", type=kind, nargs="+", metavar="T", help=what)
+    m = p.add_argument_group("measurements (pixels of the US grid)")
+    m.add_argument("--region-a", type=int, nargs=4, metavar=("R0", "R1", "C0", "C1"),
+                   help="first CNR region: rows R0:R1, columns C0:C1")
+    m.add_argument("--region-b", type=int, nargs=4, metavar=("R0", "R1", "C0", "C1"),
+                   help="second CNR region")
+    m.add_argument("--profile", type=float, nargs=4, metavar=("R0", "C0", "R1", "C1"),
+                   help="segment from (R0, C0) to (R1, C1) crossing an interface")
+    m.add_argument("--mr-true", metavar="PATH", help="true MR on the US grid (PSNR, MSSIM of x)")
+    m.add_argument("--us-true", metavar="PATH", help="true US (PSNR, MSSIM of v)")
+    s = p.add_argument_group("fusion")
+    s.add_argument("--ratio", type=_positive_int, metavar="N",
+                   help="decimation ratio (default: from the shapes)")
+    s.add_argument("--degree", type=_positive_int, default=4, metavar="D",
+                   help="degree of the polynomial link (default: %(default)s)")
+    s.add_argument("--max-iter", type=_nonnegative_int, default=300, metavar="N",
+                   help="iteration cap of each fusion (default: %(default)s)")
+    s.add_argument("--workers", type=_positive_int, metavar="N",
+                   help="fusions run at once (default: one per core, at most the grid size)")
+    s.add_argument("--threads", type=_positive_int, metavar="N",
+                   help="threads of each fusion (default: 1; the workers run in parallel)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress lines, no summary")
+    p.set_defaults(func=run)
+    return p

@@ -34,6 +34,7 @@ from typing import Callable, Dict, Iterable, List, Optional
 import numpy as np
 
 from ._version import __version__
+from .fusion import DEFAULT_MAX_ITER, DEFAULT_TOL
 
 __all__ = ["main", "build_parser", "COMMANDS", "EXTERNAL_COMMANDS", "command_parser",
            "output_paths_ok", "fusion_summary"]
@@ -373,7 +374,7 @@ def _setup_demo(subparsers) -> argparse.ArgumentParser:
                     "Existing files are not replaced without --overwrite.",
         example="mrusfusion demo demo-out\nmrusfusion demo demo-out --max-iter 50 --overwrite")
     p.add_argument("out_dir", metavar="OUT_DIR", help="folder for the outputs")
-    p.add_argument("--max-iter", type=_nonnegative_int, default=300, metavar="N",
+    p.add_argument("--max-iter", type=_nonnegative_int, default=DEFAULT_MAX_ITER, metavar="N",
                    help="iteration cap (default: %(default)s)")
     p.add_argument("--threads", type=_positive_int, metavar="N",
                    help="threads for the kernels and FFTs (default: MRUSFUSION_NUM_THREADS or "
@@ -613,9 +614,9 @@ def _setup_fuse(subparsers) -> argparse.ArgumentParser:
     m.add_argument("--psf", type=_positive_float, nargs=2, metavar=("SIZE", "VARIANCE"),
                    help="Gaussian MR point-spread function (default: 9 4, the paper's)")
     s = p.add_argument_group("solver")
-    s.add_argument("--max-iter", type=_nonnegative_int, default=300, metavar="N",
+    s.add_argument("--max-iter", type=_nonnegative_int, default=DEFAULT_MAX_ITER, metavar="N",
                    help="iteration cap (default: %(default)s)")
-    s.add_argument("--tol", type=_nonnegative_float, default=1e-5, metavar="T",
+    s.add_argument("--tol", type=_nonnegative_float, default=DEFAULT_TOL, metavar="T",
                    help="stop when the relative changes of x and v fall below T "
                         "(default: %(default)s)")
     s.add_argument("--threads", type=_positive_int, metavar="N",

@@ -26,6 +26,11 @@ from .weights import Weights, estimate_weights, gcv_tau1, sure_rho, us_noise_sca
 __all__ = ["fuse", "super_resolve", "despeckle", "FusionResult", "IterationState"]
 
 _LIPSCHITZ_FLOOR = 1e-6
+#: Defaults of :func:`fuse`, shared with the command line. With inertial PALM, tol = 1e-4 stopped
+#: simulated cases after 39-131 iterations within 0.06 dB PSNR of tol = 1e-5 (which took up to
+#: 545 iterations); 500 leaves room for slower cases.
+DEFAULT_MAX_ITER = 500
+DEFAULT_TOL = 1e-4
 
 
 @dataclass(frozen=True)
@@ -178,7 +183,7 @@ def fuse(mr, us, *, ratio: Optional[int] = None, degree: int = 4, tau1: Optional
          tau2: Optional[float] = None, tau3: Optional[float] = None, tau4: Optional[float] = None,
          gamma: Optional[float] = None, psf=None, gradient: str = "directional",
          scan_direction=(1.0, 0.0), eps: float = 1e-3, coeffs=None, mask=None,
-         max_iter: int = 300, tol: float = 1e-5, vstep_tol: float = 1e-5,
+         max_iter: int = DEFAULT_MAX_ITER, tol: float = DEFAULT_TOL, vstep_tol: float = 1e-5,
          backtrack: float = 2.0, gamma2: float = 1.1, L0: Optional[float] = None,
          callback: Optional[Callable] = None, progress: bool = False,
          inertial: bool = True, threads: Optional[int] = None,

@@ -24,7 +24,7 @@ from . import metrics
 from ._config import get_num_threads
 from ._validation import as_image, check_int
 from ._version import __version__
-from .fusion import despeckle, fuse, super_resolve
+from .fusion import DEFAULT_MAX_ITER, despeckle, fuse, super_resolve
 from .operators import bicubic_upsample
 from .simulate import simulate
 from .sweep import _csv_text, fidelity, sweep, sweep_figure
@@ -352,7 +352,7 @@ def _markdown(rows, infos, sweep_info, *, seed, max_iter, threads, total, comman
 # --------------------------------------------------------------------------- reproduce
 
 
-def reproduce(out_dir, *, max_iter: int = 300, seed: int = 0, threads: Optional[int] = None,
+def reproduce(out_dir, *, max_iter: int = DEFAULT_MAX_ITER, seed: int = 0, threads: Optional[int] = None,
               overwrite: bool = False, cases: Optional[Sequence[Case]] = None,
               progress: bool = True, _command: Optional[str] = None) -> dict:
     """Run the paper's simulated experiments and write their tables and figures.
@@ -361,7 +361,7 @@ def reproduce(out_dir, *, max_iter: int = 300, seed: int = 0, threads: Optional[
     ----------
     out_dir : str or os.PathLike
         Folder for the outputs (created if needed).
-    max_iter : int, default 300
+    max_iter : int, default DEFAULT_MAX_ITER (500)
         Iteration cap of each fusion.
     seed : int, default 0
         Seed of the simulated noise (the same for every case). Same seed, same numbers.
@@ -429,7 +429,7 @@ def reproduce(out_dir, *, max_iter: int = 300, seed: int = 0, threads: Optional[
     nt = get_num_threads(threads)
     if _command is None:
         _command = ("mrusfusion reproduce --out DIR"
-                    + ("" if max_iter == 300 else f" --max-iter {max_iter}")
+                    + ("" if max_iter == DEFAULT_MAX_ITER else f" --max-iter {max_iter}")
                     + ("" if seed == 0 else f" --seed {seed}")) if cases is None else (
             "mrusfusion.reproduce.reproduce(..., cases=[...])")
     cases = _check_cases(paper_cases() if cases is None else cases)
@@ -535,7 +535,7 @@ def run(args) -> int:
         max_iter = _QUICK_MAX_ITER if max_iter is None else max_iter
     else:
         cases = None
-        max_iter = 300 if max_iter is None else max_iter
+        max_iter = DEFAULT_MAX_ITER if max_iter is None else max_iter
     command = " ".join(["mrusfusion reproduce --out DIR"]
                        + (["--quick"] if args.quick else [])
                        + ([f"--max-iter {args.max_iter}"] if args.max_iter is not None else [])
@@ -577,7 +577,7 @@ def add_parser(subparsers):
                  "mrusfusion reproduce --out check --quick --overwrite"))
     p.add_argument("--out", required=True, metavar="OUT_DIR", help="folder for the outputs")
     p.add_argument("--max-iter", type=_nonnegative_int, metavar="N",
-                   help=f"iteration cap of each fusion (default: 300; {_QUICK_MAX_ITER} with "
+                   help=f"iteration cap of each fusion (default: {DEFAULT_MAX_ITER}; {_QUICK_MAX_ITER} with "
                         "--quick)")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default: %(default)s)")
     p.add_argument("--threads", type=_positive_int, metavar="N",

@@ -25,7 +25,7 @@ import numpy as np
 from . import metrics
 from ._config import get_num_threads
 from ._validation import as_image
-from .fusion import fuse
+from .fusion import DEFAULT_MAX_ITER, fuse
 
 __all__ = ["sweep", "SweepResult", "sweep_figure", "add_parser", "run"]
 
@@ -684,7 +684,7 @@ def add_parser(subparsers):
                    help="decimation ratio (default: from the shapes)")
     s.add_argument("--degree", type=_positive_int, default=4, metavar="D",
                    help="degree of the polynomial link (default: %(default)s)")
-    s.add_argument("--max-iter", type=_nonnegative_int, default=300, metavar="N",
+    s.add_argument("--max-iter", type=_nonnegative_int, default=DEFAULT_MAX_ITER, metavar="N",
                    help="iteration cap of each fusion (default: %(default)s)")
     s.add_argument("--workers", type=_positive_int, metavar="N",
                    help="fusions run at once (default: one per core, at most the grid size)")

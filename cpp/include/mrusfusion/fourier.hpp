@@ -24,7 +24,7 @@ struct SpectralGrid {
       return r * h2 + c;
     }
     conj = true;
-    return ((n1 - r) % n1) * h2 + (n2 - c);
+    return (r == 0 ? 0 : n1 - r) * h2 + (n2 - c);
   }
 };
 
@@ -82,8 +82,8 @@ void xstep_solve(const std::complex<T>* MRF_RESTRICT Rm_, const std::complex<T>*
   });
   for_rows(sg.n1, threads, [&](idx k1) {
     const idx kk = k1 % sg.m1, kn = (sg.m1 - kk) % sg.m1;
-    for (idx l = 0; l < sg.h2; ++l) {
-      const idx ll = l % sg.m2;
+    idx ll = 0;  // l mod m2, kept by a counter instead of a division per entry
+    for (idx l = 0; l < sg.h2; ++l, ll = (ll + 1 == sg.m2 ? 0 : ll + 1)) {
       T tre, tim;
       if (ll < sg.mh2) {
         tre = Tw[2 * (kk * sg.mh2 + ll)];

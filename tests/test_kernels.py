@@ -153,3 +153,18 @@ def test_xstep_and_mr_residual_match_twin(dtype, shape, s, rng):
     e1 = fp.mr_residual(X1)
     e2 = ref.mr_residual_energy(X1, fp.lam, fp.ym_spec, shape[1], s)
     assert e1 == pytest.approx(e2, rel=tol_for(dtype) * 10)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_reductions_and_prox_target(dtype, shape, rng):
+    a, b, c = (rng.standard_normal(shape).astype(dtype) for _ in range(3))
+    mask = (rng.random(shape) > 0.5).astype(dtype)
+    assert _core.dot(a, b, 2) == pytest.approx(ref.dot(a, b), rel=1e-12, abs=1e-12)
+    for cc, mm in ((c, mask), (None, None)):
+        np.testing.assert_allclose(_core.diff_stats(a, b, cc, mm, 2), ref.diff_stats(a, b, cc, mm),
+                                   rtol=1e-12, atol=1e-12)
+    o1, o2 = np.empty_like(a), np.empty_like(a)
+    _core.prox_target(a, b, mask, 0.7, o1, 2)
+    ref.prox_target(a, b, mask, 0.7, o2)
+    _close(o1, o2, dtype)

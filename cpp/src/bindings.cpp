@@ -413,6 +413,23 @@ std::tuple<double, double, double> diff_stats_py(const py::object& ao, const py:
 }
 
 template <class T>
+double dot_t(const py::array& a, const py::object& b, int threads) {
+  const idx n1 = a.shape(0), n2 = a.shape(1);
+  auto ai = input<T>(a, "a", n1, n2);
+  auto bi = opt_input<T>(b, "b", n1, n2);
+  if (!bi.ndim()) throw py::value_error("`b` is required");
+  py::gil_scoped_release nogil;
+  return dot(ai.data(), bi.data(), n1, n2, threads);
+}
+
+double dot_py(const py::object& ao, const py::object& b, int threads) {
+  py::array a = as_array(ao, "a");
+  if (is_f64(a)) return dot_t<double>(a, b, threads);
+  if (is_f32(a)) return dot_t<float>(a, b, threads);
+  bad_float(a, "a");
+}
+
+template <class T>
 void prox_target_t(const py::array& v, const py::object& f, const py::object& mask, double alpha,
                    py::array& out, int threads) {
   const idx n1 = v.shape(0), n2 = v.shape(1);
@@ -543,6 +560,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("diff_stats", &diff_stats_py, py::arg("a"), py::arg("b"), py::arg("c") = none,
         py::arg("mask") = none, py::arg("threads") = 1,
         "(sum (a-b) c, sum m (a-b)^2, sum b^2) in one pass.");
+  m.def("dot", &dot_py, py::arg("a"), py::arg("b"), py::arg("threads") = 1,
+        "<a, b> of two images, accumulated in double in a fixed order.");
   m.def("prox_target", &prox_target_py, py::arg("v"), py::arg("f"), py::arg("mask"),
         py::arg("alpha"), py::arg("out"), py::arg("threads") = 1,
         "out = v - alpha m (v - f).");

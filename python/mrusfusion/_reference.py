@@ -184,3 +184,7 @@ def mr_residual_energy(X, Lam, Ym, n2, s, threads=1):
     m2 = n2 // s
     E = _full(Ym, m2) - F
     return float(np.sum(np.abs(E) ** 2)) / E.size
+
+
+def dot(a, b, threads=1):
+    return float(np.sum(a.astype(np.float64) * b.astype(np.float64)))

@@ -149,6 +149,16 @@ void diff_stats(const T* MRF_RESTRICT a, const T* MRF_RESTRICT b, const T* MRF_R
   out[1] = s2;
 }
 
+// <a, b> accumulated in double, rows in a fixed order (no BLAS: its threads fought ours).
+template <class T>
+double dot(const T* MRF_RESTRICT a, const T* MRF_RESTRICT b, idx n1, idx n2, int threads) {
+  return sum_rows_scratch(n1, n2, threads, [&](idx i, double* buf) {
+    const idx o = i * n2;
+    for (idx j = 0; j < n2; ++j) buf[j] = static_cast<double>(a[o + j]) * static_cast<double>(b[o + j]);
+    return row_sum(buf, n2);
+  });
+}
+
 // The v-step target w = v - alpha m (v - f) (DESIGN.md sec. 5, step 2, alpha = 2 tau4 / d_k).
 template <class T>
 void prox_target(const T* MRF_RESTRICT v, const T* MRF_RESTRICT f, const T* MRF_RESTRICT mask,

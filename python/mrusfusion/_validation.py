@@ -1,9 +1,9 @@
 """Argument checks and the dtype policy, in one place.
 
 Policy (as scikit-image): float32 stays float32, float64 stays float64, every other real dtype
-(integers, bool, float16, big-endian floats) becomes float64; complex input is refused. Arrays
-come back C-contiguous, native byte order and owned (never a view of the caller's array, so
-nothing we do can touch the caller's data).
+(integers, bool, float16) becomes float64; complex input is refused. Byte order is storage, not
+precision: a big-endian float32 stays float32. Arrays come back C-contiguous, native byte order
+and owned (never a view of the caller's array, so nothing we do can touch the caller's data).
 """
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from ._config import get_num_threads
 def float_dtype(dtype) -> np.dtype:
     """The working dtype for input of ``dtype`` (float32 stays float32, else float64)."""
     dtype = np.dtype(dtype)
-    return np.dtype(np.float32) if dtype == np.float32 else np.dtype(np.float64)
+    single = dtype.kind == "f" and dtype.itemsize == 4  # either byte order
+    return np.dtype(np.float32) if single else np.dtype(np.float64)
 
 
 def as_image(a, name: str, *, dtype=None, min_size: int = 2, allow_nonfinite: bool = False) -> np.ndarray:
@@ -75,8 +76,8 @@ def as_mask(mask, name: str, shape: Tuple[int, int], dtype) -> Optional[np.ndarr
 
 
 def check_scalar(value, name: str, *, positive: bool = False, nonnegative: bool = False,
-                 allow_none: bool = False) -> Optional[float]:
-    """A finite real scalar (optionally > 0 or >= 0)."""
+                 allow_none: bool = False, high: Optional[float] = None) -> Optional[float]:
+    """A finite real scalar (optionally > 0 or >= 0, and at most ``high``)."""
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -88,6 +89,8 @@ def check_scalar(value, name: str, *, positive: bool = False, nonnegative: bool 
         raise ValueError(f"`{name}` must be > 0, got {v}")
     if nonnegative and v < 0:
         raise ValueError(f"`{name}` must be >= 0, got {v}")
+    if high is not None and v > high:
+        raise ValueError(f"`{name}` must be at most {high:g}, got {v:g}")
     return v
 
 

@@ -26,6 +26,9 @@ from .weights import Weights, estimate_weights, gcv_tau1, sure_rho, us_noise_sca
 __all__ = ["fuse", "super_resolve", "despeckle", "FusionResult", "IterationState"]
 
 _LIPSCHITZ_FLOOR = 1e-6
+#: Largest weight (and gamma) accepted: the images are in solver units (maximum 1), and beyond
+#: ~1e20 the float32 v-step overflows.
+_MAX_WEIGHT = 1e12
 #: Defaults of :func:`fuse`, shared with the command line. With inertial PALM, tol = 1e-4 stopped
 #: simulated cases after 39-131 iterations within 0.06 dB PSNR of tol = 1e-5 (which took up to
 #: 545 iterations); 500 leaves room for slower cases.
@@ -275,7 +278,8 @@ def fuse(mr, us, *, ratio: Optional[int] = None, degree: int = 4, tau1: Optional
 
     x-step: ``G = grad_x H``; for ``L = L_k/lambda, L_k, lambda L_k, ...`` solve
     ``x+ = argmin l(x) + L/2||x - (x_k - G/L)||^2`` in closed form (Fourier/Woodbury) until
-    ``H(x+) <= H(x_k) + <x+ - x_k, G> + L/2||x+ - x_k||^2`` (floor ``L >= 1e-6``).
+    ``H(x+) <= H(x_k) + <x+ - x_k, G> + L/2||x+ - x_k||^2`` (floor ``L >= max(1e-6, 1e3 eps)``,
+    eps the machine epsilon of the working dtype).
     v-step: ``d_k = gamma2 2 tau4``, ``w = v_k - 2 tau4 (v_k - f(x_{k+1})) / d_k``,
     ``v+ = argmin G(v) + d_k/2||v - w||^2`` by Newton-PCG. ``psi`` never increases.
 
@@ -308,13 +312,13 @@ def fuse(mr, us, *, ratio: Optional[int] = None, degree: int = 4, tau1: Optional
     d = check_int(degree, "degree", low=1, high=MAX_DEGREE)
     gradient = check_gradient(gradient)
     for name, val in (("tau1", tau1), ("tau2", tau2), ("tau3", tau3), ("tau4", tau4)):
-        check_scalar(val, name, nonnegative=True, allow_none=True)
+        check_scalar(val, name, nonnegative=True, allow_none=True, high=_MAX_WEIGHT)
     if tau4 is not None and tau4 <= 0:
         raise ValueError("`tau4` must be > 0 (the coupling; tau4 = 0 decouples the problems: use "
                          "super_resolve and despeckle)")
     if tau2 is not None and tau2 <= 0:
         raise ValueError("`tau2` must be > 0")
-    check_scalar(gamma, "gamma", positive=True, allow_none=True)
+    check_scalar(gamma, "gamma", positive=True, allow_none=True, high=_MAX_WEIGHT)
     max_iter = check_int(max_iter, "max_iter", low=0)
     tol = check_scalar(tol, "tol", nonnegative=True)
     vstep_tol = check_scalar(vstep_tol, "vstep_tol", positive=True)
@@ -325,6 +329,9 @@ def fuse(mr, us, *, ratio: Optional[int] = None, degree: int = 4, tau1: Optional
     if gamma2 <= 1:
         raise ValueError(f"`gamma2` must be > 1, got {gamma2}")
     check_scalar(L0, "L0", positive=True, allow_none=True)
+    if planner_effort not in ("FFTW_ESTIMATE", "FFTW_MEASURE", "FFTW_PATIENT", "FFTW_EXHAUSTIVE"):
+        raise ValueError("`planner_effort` must be one of FFTW_ESTIMATE, FFTW_MEASURE, "
+                         f"FFTW_PATIENT, FFTW_EXHAUSTIVE; got {planner_effort!r}")
     if callback is not None and not callable(callback):
         raise TypeError("`callback` must be callable")
     nt = get_num_threads(threads)
@@ -394,13 +401,17 @@ def fuse(mr, us, *, ratio: Optional[int] = None, degree: int = 4, tau1: Optional
         raise ValueError("the objective is not finite at the starting point; check the inputs "
                          "and the weights")
     objective_hist, lip_hist, newton_hist, cg_hist, trial_hist = [psi], [], [], [], []
-    L = float(L0) if L0 is not None else max(2.0 * t4, _LIPSCHITZ_FLOOR)
+    # The closed-form x-step divides by L at zero frequency: below ~1e3 eps its rounding error
+    # outweighs the step (in float32 at L = 1e-6, PALM raised psi and stalled).
+    floor = max(_LIPSCHITZ_FLOOR, 1e3 * float(np.finfo(dtype).eps))
+    L = float(L0) if L0 is not None else max(2.0 * t4, floor)
     t_setup = time.perf_counter() - t_start
     t_x = t_v = t_link = t_rejected = 0.0
     converged, stop_reason = False, "maximum number of iterations reached"
     bar = _Progress(progress, max_iter)
-    eps_round = 4 * np.finfo(dtype).eps
+    eps_round = float(4 * np.finfo(dtype).eps)  # a Python float: np.float32 would overflow
     t_mom, have_prev, n_restarts, base_is_current = 1.0, False, 0, True
+    n_up = 0  # consecutive plain steps redone because rounding raised psi
     try:
         k = 0
         while k < max_iter:
@@ -436,7 +447,7 @@ def fuse(mr, us, *, ratio: Optional[int] = None, degree: int = 4, tau1: Optional
             t_link += time.perf_counter() - ta
             fp.forward(G, Gs)
             H0 = t4 * Hb
-            L = max(L / lam, _LIPSCHITZ_FLOOR)
+            L = max(L / lam, floor)
             for n_trials in range(1, 201):
                 fp.solve(L, t1, Xb, Gs, out=Xt)
                 fp.inverse(Xt, xt)
@@ -470,6 +481,14 @@ def fuse(mr, us, *, ratio: Optional[int] = None, degree: int = 4, tau1: Optional
                 t_mom, have_prev, n_restarts = 1.0, False, n_restarts + 1
                 t_rejected += time.perf_counter() - ta
                 continue
+            if beta == 0 and psi_new > psi + eps_round * abs(psi) and n_up < 30:
+                # Rounding in the x-step (float32 at small L) raised psi: redo the step with a
+                # larger L (the next pass divides L by lam once), which shortens it.
+                L *= lam * lam
+                n_up += 1
+                t_rejected += time.perf_counter() - ta
+                continue
+            n_up = 0
             if not np.isfinite(psi_new):
                 stop_reason = "objective became non-finite"  # keep the last finite iterate
                 break
@@ -598,7 +617,7 @@ def despeckle(us, *, tau2: Optional[float] = None, tau3: Optional[float] = None,
     Examples
     --------
     >>> import numpy as np
-    >>> despeckle(np.full((16, 16), 0.5), tau2=1.0, tau3=1.0, gamma=1.0).round(6).max()
+    >>> float(despeckle(np.full((16, 16), 0.5), tau2=1.0, tau3=1.0, gamma=1.0).round(6).max())
     0.5
     """
     y = as_image(us, "us")

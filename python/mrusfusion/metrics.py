@@ -35,6 +35,21 @@ def _as_images(**images) -> Tuple[np.ndarray, ...]:
     return arrays
 
 
+def _rescaled(*arrays: np.ndarray, extra: float = 0.0,
+              bound: float = 1e150) -> Tuple[float, Tuple[np.ndarray, ...]]:
+    """``(s, arrays / s)`` with ``s`` the largest magnitude (and ``extra``) when it lies beyond
+    ``[1/bound, bound]``, where squares (``bound = 1e150``) or products of four values
+    (``1e75``) would overflow or underflow; otherwise ``(1.0, arrays)`` untouched.
+
+    Every metric is a ratio or homogeneous of degree 1, so working on ``arrays / s`` keeps
+    images of any finite scale finite and exact to rounding.
+    """
+    top = max([float(np.max(np.abs(a))) for a in arrays] + [abs(extra)])
+    if top == 0.0 or 1.0 / bound <= top <= bound:
+        return 1.0, arrays
+    return top, tuple(a / top for a in arrays)
+
+
 def _region_values(image: np.ndarray, region: Region, name: str) -> np.ndarray:
     """Pixel values of ``image`` inside ``region`` (a boolean mask or a tuple of slices)."""
     if isinstance(region, slice):
@@ -120,7 +135,8 @@ def rmse(estimate: np.ndarray, reference: np.ndarray) -> float:
 
 
 def _rmse(xh: np.ndarray, x: np.ndarray) -> float:
-    return float(np.sqrt(np.mean((xh - x) ** 2)))
+    scale, (xh, x) = _rescaled(xh, x)
+    return scale * float(np.sqrt(np.mean((xh - x) ** 2)))
 
 
 def psnr(
@@ -227,6 +243,7 @@ def isnr(estimate: np.ndarray, reference: np.ndarray, observation: np.ndarray) -
     20.0
     """
     xh, x, y = _as_images(estimate=estimate, reference=reference, observation=observation)
+    _, (xh, x, y) = _rescaled(xh, x, y)
     num = float(np.sum((y - x) ** 2))
     den = float(np.sum((xh - x) ** 2))
     if den == 0.0:
@@ -320,6 +337,9 @@ def mssim(
         )
 
     radius = win_size // 2
+    # SSIM is invariant to scaling x, xh and L together; its map multiplies four values.
+    scale, (xh, x) = _rescaled(xh, x, extra=L, bound=1e75)
+    L /= scale
 
     # truncate so that ndimage's kernel radius int(truncate * sigma + 0.5) equals win_size // 2
     def smooth(a: np.ndarray) -> np.ndarray:
@@ -407,10 +427,13 @@ def cnr(
     (img,) = _as_images(image=image)
     a = _region_values(img, region_a, "region_a")
     b = _region_values(img, region_b, "region_b")
+    scale, (a, b) = _rescaled(a, b)
     contrast = abs(float(a.mean()) - float(b.mean()))
     spread = float(a.var()) + float(b.var())
     if variant == "standard":
         spread = math.sqrt(spread)
+    else:  # contrast / variance scales as 1 / scale
+        spread *= scale
     if spread == 0.0:
         if contrast == 0.0:
             raise ValueError("both regions are constant with equal means: the CNR is undefined")

@@ -190,8 +190,9 @@ def fit_polynomial(mr, us, degree: int = 4, *, gradient: str = "directional",
     Raises
     ------
     ValueError
-        If the system is rank deficient (e.g. a constant image), with the advice to lower the
-        degree.
+        If the system is rank deficient (a constant image, or a gradient that is zero to
+        rounding), or if the fitted link cannot be evaluated accurately in the precision of
+        ``mr`` (a narrow intensity range at a high degree); the message advises a lower degree.
 
     Notes
     -----
@@ -203,7 +204,8 @@ def fit_polynomial(mr, us, degree: int = 4, *, gradient: str = "directional",
     Examples
     --------
     >>> import numpy as np
-    >>> x = np.linspace(0, 1, 32 * 32).reshape(32, 32)
+    >>> yy, xx = np.mgrid[0:32, 0:32] / 32
+    >>> x = 0.5 + 0.25 * np.sin(2 * np.pi * xx) * np.cos(2 * np.pi * yy)
     >>> fit = fit_polynomial(x, 0.5 + x**2, degree=2)
     >>> np.round(fit.coeffs[:3], 6) + 0.0
     array([0.5, 0. , 1. ])
@@ -212,6 +214,11 @@ def fit_polynomial(mr, us, degree: int = 4, *, gradient: str = "directional",
     y = as_image(us, "us", dtype=np.float64)
     if y.shape != x.shape:
         raise ValueError(f"`us` must have the shape of `mr` {x.shape}, got {y.shape}")
+    # Differences below a few rounding units of the input carry no information: a fit to them
+    # has coefficients of 1e60 that explode as soon as the image moves. The link is evaluated
+    # in the precision of the input (fuse passes its working image).
+    eps_eval = float(np.finfo(x.dtype).eps)
+    unit = 64.0 * eps_eval
     x = x.astype(np.float64, copy=False)
     d = check_int(degree, "degree", low=0, high=MAX_DEGREE)
     check_scalar(eps, "eps", positive=True)
@@ -224,13 +231,22 @@ def fit_polynomial(mr, us, degree: int = 4, *, gradient: str = "directional",
     n_pix = int(sel.sum())
     if n_pix < n_coeffs(d):
         raise ValueError(f"the fit needs at least {n_coeffs(d)} pixels for degree {d}, the mask gives {n_pix}")
-    xc = float(np.average(x[sel], weights=w))
-    xs = float(np.max(np.abs(x[sel] - xc))) or 1.0
-    gs = float(np.max(np.abs(g[sel]))) or 1.0
-    gram, rhs, yy = _core.poly_normal_equations(x, g, y, m, d, xc, xs, gs, nt)
-    diag = np.sqrt(np.diag(gram))
     hint = (f"the polynomial fit of degree {d} is rank deficient (is the MR image constant or "
             f"nearly so?); use a lower degree")
+    xc = float(np.average(x[sel], weights=w))
+    xs = float(np.max(np.abs(x[sel] - xc)))
+    gs = float(np.max(np.abs(g[sel])))
+    resolution = unit * float(np.max(np.abs(x[sel])))
+    if d >= 1 and xs <= resolution:
+        raise ValueError(f"the polynomial fit of degree {d} is rank deficient: the MR image is "
+                         f"constant (it varies by {xs:.3g} around {xc:.6g}); use a lower degree")
+    if d >= 1 and gs <= resolution:
+        raise ValueError(f"the polynomial fit of degree {d} is rank deficient: the {gradient} "
+                         f"gradient of the MR image is zero (at most {gs:.3g}); use a lower "
+                         f"degree, another `scan_direction` or `gradient`")
+    xs, gs = xs or 1.0, gs or 1.0
+    gram, rhs, yy = _core.poly_normal_equations(x, g, y, m, d, xc, xs, gs, nt)
+    diag = np.sqrt(np.diag(gram))
     if not (diag > 0).all():
         raise ValueError(hint)
     ge = gram / np.outer(diag, diag)
@@ -240,8 +256,23 @@ def fit_polynomial(mr, us, degree: int = 4, *, gradient: str = "directional",
         raise ValueError(hint + f" (condition number {cond:.3g})")
     cs = np.linalg.solve(ge, rhs / diag) / diag
     coeffs = _monomial_coeffs(cs, d, xc, xs, gs)
-    link = PolynomialLink(coeffs, d, gradient, scan_direction, eps)
-    ssr = _core.coupling_eval(x, *link._args(np.float64), y, m, None, None, None, nt)
+    # The link is evaluated in monomials of x and g: when its terms are far larger than its
+    # value (a narrow intensity range at a high degree), cancellation leaves no correct digit
+    # (in float32, a factor of 1e4 already costs all but three).
+    xm, gm = float(np.max(np.abs(x[sel]))), float(np.max(np.abs(g[sel])))
+    terms = sum(abs(c) * xm**p * gm**q for c, (p, q) in zip(coeffs, exponents(d)))
+    link, fmax = None, float("nan")
+    if np.isfinite(terms):
+        link = PolynomialLink(coeffs, d, gradient, scan_direction, eps)
+        f = np.empty_like(x)
+        ssr = _core.coupling_eval(x, *link._args(np.float64), y, m, f, None, None, nt)
+        fmax = float(np.max(np.abs(f[sel])))
+    if not terms * 1e3 * eps_eval <= fmax:  # also catches inf and NaN
+        prec = "float32" if eps_eval > 1e-10 else "float64"
+        raise ValueError(f"the polynomial link of degree {d} cannot be evaluated accurately in "
+                         f"{prec}: its terms reach {terms:.3g} for values of at most {fmax:.3g} "
+                         f"(the MR intensities span too narrow a range); use a lower degree"
+                         + (" or float64 images" if prec == "float32" else ""))
     rn = float(np.sqrt(max(ssr, 0.0)))
     return PolynomialLink(coeffs, d, link.gradient, link.scan_direction, eps, rn,
                           rn / np.sqrt(yy) if yy > 0 else float("nan"), n_pix, cond)

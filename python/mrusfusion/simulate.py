@@ -115,6 +115,9 @@ def simulate(mr_hr, ratio: int = 4, *, psf_size: int = 9, psf_variance: float = 
     x = np.ascontiguousarray(x[:n1, :n2])
     mr_snr = check_scalar(mr_snr_db, "mr_snr_db")
     us_snr = check_scalar(us_snr_db, "us_snr_db")
+    for name, snr in (("mr_snr_db", mr_snr), ("us_snr_db", us_snr)):
+        if abs(snr) > 300.0:  # 10^(snr/10) must stay a finite double
+            raise ValueError(f"`{name}` must be between -300 and 300 dB, got {snr:g}")
     if coeffs is None:
         coeffs, degree = AUTHORS_COEFFS.copy(), 3
     else:
@@ -125,12 +128,21 @@ def simulate(mr_hr, ratio: int = 4, *, psf_size: int = 9, psf_variance: float = 
     link = PolynomialLink(coeffs, degree, gradient, scan_direction, eps)
     rng = np.random.default_rng(seed)
     psf = gaussian_psf(psf_size, psf_variance)
-    clean_m = Decimation(s).apply(Blur(psf, x.shape).apply(x))
+    with np.errstate(over="ignore", invalid="ignore"):
+        clean_m = Decimation(s).apply(Blur(psf, x.shape).apply(x))
+        x_u = link.evaluate(x)
+        e_m, e_u = float(np.sum(clean_m**2)), float(np.sum(x_u**2))
+    for name, e in (("the blurred MR image", e_m), ("the noise-free US image", e_u)):
+        if not np.isfinite(e):
+            raise ValueError(f"{name} overflows: `mr_hr` (max |value| {np.max(np.abs(x)):.3g}) "
+                             "should hold intensities in [0, 1]")
+        if not e > 0:
+            raise ValueError(f"{name} is zero, so no noise level gives the requested SNR; "
+                             "`mr_hr` must not be all zero")
     n = rng.standard_normal(clean_m.shape)
-    n *= np.sqrt(np.sum(clean_m**2) * 10.0 ** (-mr_snr / 10.0) / np.sum(n**2))
-    x_u = link.evaluate(x)
+    n *= np.sqrt(e_m * 10.0 ** (-mr_snr / 10.0) / np.sum(n**2))
     log_r = np.log(rng.rayleigh(1.0, size=x.shape))
-    b = float(np.sqrt(np.sum(x_u**2) * 10.0 ** (-us_snr / 10.0) / np.sum(log_r**2)))
+    b = float(np.sqrt(e_u * 10.0 ** (-us_snr / 10.0) / np.sum(log_r**2)))
     nu = b * log_r
     return SimulationResult(
         mr=clean_m + n, us=x_u + nu, mr_true=x, us_true=x_u, coeffs=coeffs, ratio=s,

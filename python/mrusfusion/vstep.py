@@ -125,6 +125,8 @@ class VStepSolver:
                     break
                 self._precondition(r, z, shift)
                 rz_new = K.dot(r, z, nt)
+                if not 0.0 < rz_new < np.inf:
+                    break
                 s *= rz_new / rz
                 s += z
                 rz = rz_new

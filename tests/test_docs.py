@@ -1,0 +1,15 @@
+"""The Examples sections of the public docstrings run as doctests."""
+import doctest
+import importlib
+
+import pytest
+
+MODULES = ["fusion", "polynomial", "operators", "simulate", "metrics", "weights", "data", "io",
+           "fourier", "sweep", "reproduce"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    module = importlib.import_module(f"mrusfusion.{name}")
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0

@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 import mrusfusion as mf
-from mrusfusion.metrics import mssim, psnr
+from mrusfusion.metrics import psnr
 
 
 def cases(size):

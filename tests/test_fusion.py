@@ -1,6 +1,5 @@
 """PALM fusion: monotone objective, backtracking branches, mask, callback, and recovery quality
 against the single-modality baselines."""
-import os
 from pathlib import Path
 
 import numpy as np
@@ -75,7 +74,7 @@ def test_fusion_on_ratio_one_sample_set():
     # Measured (defaults, converged in 44 iterations): x 27.84 dB / MSSIM 0.710 against the
     # MR-only baseline's 27.06 dB / 0.651; v 27.35 dB against the observed US's 18.87 dB (the
     # US-only baseline reaches 28.47 dB here: see the README's known limitations).
-    rng_m, rng_u = mr_gt.max(), us_gt.max()
+    rng_m = mr_gt.max()
     assert psnr(res.x, mr_gt) > psnr(sr, mr_gt) + 0.4
     assert mssim(res.x, mr_gt, data_range=rng_m) > mssim(sr, mr_gt, data_range=rng_m) + 0.03
     assert psnr(res.v, us_gt) > psnr(us, us_gt) + 5.0

@@ -681,6 +681,29 @@ def save(
         affine = np.asarray(affine, dtype=np.float64)
         if affine.shape != (4, 4) or not np.all(np.isfinite(affine)):
             raise ValueError(f"`affine` must be a finite 4x4 array, got shape {affine.shape}")
+    return write_atomic(target, lambda tmp: writer(tmp, data, final_spacing, affine, bit_depth,
+                                                   variable), overwrite=overwrite, suffix=ext)
+
+
+def write_atomic(path, fill, *, overwrite: bool = False, suffix: Optional[str] = None) -> Path:
+    """Create ``path`` through ``fill(temporary_path)`` without ever leaving a partial file.
+
+    ``fill`` writes the whole file at a temporary path in the target folder; the file is then
+    flushed to disk and renamed into place (``os.replace``, or a hard link when ``overwrite`` is
+    false, so that a file created meanwhile is never clobbered). On any failure the temporary
+    file is removed and an existing target keeps its bytes. ``suffix`` (default: the target's)
+    ends the temporary name, for writers that choose the format from it (``.nii.gz``).
+
+    Raises
+    ------
+    FileExistsError
+        If ``path`` exists and ``overwrite`` is false.
+    FileNotFoundError
+        If the folder does not exist.
+    IsADirectoryError
+        If ``path`` is a folder.
+    """
+    target = Path(os.fspath(path)).expanduser()
     if target.is_dir():
         raise IsADirectoryError(f"{str(target)!r} is a directory")
     exists_msg = f"{target} already exists; pass overwrite=True to replace it"
@@ -689,18 +712,18 @@ def save(
     folder = target.parent
     if not folder.is_dir():
         raise FileNotFoundError(f"folder {str(folder)!r} does not exist")
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{ext}", dir=folder)
+    suffix = target.suffix if suffix is None else suffix
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=folder)
     os.close(fd)
     try:
-        writer(tmp, data, final_spacing, affine, bit_depth, variable)
+        fill(tmp)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         try:
             mode = target.stat().st_mode & 0o7777
         except FileNotFoundError:
             mode = 0o666 & ~_umask()
-        os.chmod(tmp, mode)
+        os.chmod(tmp, mode)  # mkstemp's 0o600 would hide the file from other users
         if overwrite:
             os.replace(tmp, target)
         else:

@@ -6,7 +6,7 @@ p = 0..d-q (for d = 4: 1, x, x^2, x^3, x^4, g, gx, gx^2, gx^3, g^2, g^2x, g^2x^2
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from math import comb
 from typing import List, Optional, Tuple
 

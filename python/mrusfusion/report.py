@@ -6,15 +6,12 @@ threads, and the figures are never shown, only returned or written.
 """
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from .io import _umask
 
 __all__ = ["fusion_figure", "figure_format"]
 
@@ -63,47 +60,15 @@ def _objective_panel(ax, objective):
 
 
 def _write_atomic(path, write, *, overwrite: bool) -> Path:
-    """Write a file through ``write(binary_handle)`` without ever leaving a partial file.
+    """Write a file through ``write(binary_handle)`` atomically (see
+    :func:`mrusfusion.io.write_atomic`)."""
+    from .io import write_atomic
 
-    The data go to a temporary file in the target folder, are flushed to disk and renamed into
-    place (:func:`os.replace`, or a hard link when ``overwrite`` is false so that a file created
-    meanwhile is not clobbered), as :func:`mrusfusion.io.save` does for images.
-    """
-    target = Path(os.fspath(path)).expanduser()
-    if target.is_dir():
-        raise IsADirectoryError(f"{str(target)!r} is a directory")
-    exists_msg = f"{target} already exists; pass overwrite=True to replace it"
-    if target.exists() and not overwrite:
-        raise FileExistsError(exists_msg)
-    if not target.parent.is_dir():
-        raise FileNotFoundError(f"folder {str(target.parent)!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{target.suffix}",
-                               dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
+    def fill(tmp):
+        with open(tmp, "wb") as handle:
             write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            mode = target.stat().st_mode & 0o7777
-        except FileNotFoundError:
-            mode = 0o666 & ~_umask()
-        os.chmod(tmp, mode)  # mkstemp's 0o600 would hide the file from other users
-        if overwrite:
-            os.replace(tmp, target)
-        else:
-            try:
-                os.link(tmp, target)
-            except FileExistsError:
-                raise FileExistsError(exists_msg) from None
-            except OSError:  # filesystem without hard links
-                if target.exists():
-                    raise FileExistsError(exists_msg) from None
-                os.replace(tmp, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-    return target
+
+    return write_atomic(path, fill, overwrite=overwrite)
 
 
 def figure_format(path) -> str:

@@ -12,7 +12,7 @@ never increases ``G_k``, which keeps PALM monotone.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+
 
 import numpy as np
 

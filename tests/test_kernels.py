@@ -168,3 +168,30 @@ def test_reductions_and_prox_target(dtype, shape, rng):
     _core.prox_target(a, b, mask, 0.7, o1, 2)
     ref.prox_target(a, b, mask, 0.7, o2)
     _close(o1, o2, dtype)
+
+
+@pytest.mark.skipif(not _core.build_info()["avx2_compiled"], reason="no AVX2 build of the kernels")
+def test_avx2_and_baseline_builds_agree(rng):
+    # The AVX2/FMA build is chosen at run time; both must compute the same thing (FMA changes
+    # rounding, so agreement is to 1e-12, not bitwise).
+    before = _core.simd()
+    x = smooth_image((21, 34))
+    v, y, w = (rng.random(x.shape) for _ in range(3))
+    c = rng.standard_normal(15)
+    out = {}
+    try:
+        for mode in ("baseline", "avx2"):
+            try:
+                _core.set_simd(mode)
+            except ValueError:
+                pytest.skip("this CPU has no AVX2/FMA")
+            f, fx, fg, g, cu = (np.empty_like(x) for _ in range(5))
+            h = _core.coupling_eval(x, c, 4, 1, 1.0, 0.0, 1e-3, v, None, f, fx, fg, 2)
+            val = _core.vstep_eval(v, y, w, None, 0.9, 1.01, 0.3, 0.2, g, cu, 2)
+            out[mode] = (h, f, fx, fg, val, g, cu)
+    finally:
+        _core.set_simd("avx2" if before.startswith("avx2") else "baseline")
+    for a, b in zip(out["baseline"], out["avx2"]):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="baseline"):
+        _core.set_simd("sse9")

@@ -8,15 +8,63 @@
 #include <string>
 #include <tuple>
 
-#include "mrusfusion/fourier.hpp"
-#include "mrusfusion/log_rayleigh.hpp"
-#include "mrusfusion/polynomial.hpp"
-#include "mrusfusion/stencils.hpp"
+#include <cstdlib>
+
+#include "mrusfusion/table_impl.hpp"
 
 namespace py = pybind11;
 using namespace mrusfusion::detail;
+using mrusfusion::KernelTable;
 
 namespace {
+
+// Which build of the kernels runs: the AVX2/FMA one when compiled, supported by the CPU and
+// not refused through MRUSFUSION_SIMD=baseline; else the baseline x86-64 one.
+bool cpu_has_avx2() {
+#if defined(MRUSFUSION_AVX2) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+  return false;
+#endif
+}
+
+bool simd_default() {
+  const char* env = std::getenv("MRUSFUSION_SIMD");
+  if (env && std::string(env) == "baseline") return false;
+  return mrusfusion::avx2_compiled() && cpu_has_avx2();
+}
+
+bool g_avx2 = simd_default();
+
+template <class T>
+const KernelTable<T>& K();
+
+template <>
+const KernelTable<double>& K<double>() {
+  static const KernelTable<double> base = make_table<double>();
+  return g_avx2 ? mrusfusion::avx2_table_double() : base;
+}
+
+template <>
+const KernelTable<float>& K<float>() {
+  static const KernelTable<float> base = make_table<float>();
+  return g_avx2 ? mrusfusion::avx2_table_float() : base;
+}
+
+std::string simd_name() { return g_avx2 ? "avx2+fma" : "baseline"; }
+
+void set_simd(const std::string& name) {
+  if (name == "baseline") {
+    g_avx2 = false;
+  } else if (name == "avx2+fma" || name == "avx2") {
+    if (!(mrusfusion::avx2_compiled() && cpu_has_avx2()))
+      throw py::value_error("this build or CPU has no AVX2/FMA kernels");
+    g_avx2 = true;
+  } else {
+    throw py::value_error("`name` must be 'baseline' or 'avx2', got '" + name + "'");
+  }
+}
 
 std::string shape_str(const py::array& a) {
   std::string s = "(";
@@ -154,7 +202,7 @@ void gradient_t(const py::array& x, const GradSpec& gs, py::array& out, int thre
   auto xi = input<T>(x, "x", n1, n2);
   T* o = output<T>(out, "out", n1, n2);
   py::gil_scoped_release nogil;
-  gradient(xi.data(), n1, n2, gs, o, threads);
+  K<T>().gradient(xi.data(), n1, n2, gs, o, threads);
 }
 
 void gradient_py(const py::object& xo, int mode, double uv, double uh, double eps, py::array out,
@@ -172,7 +220,7 @@ void gradient_adjoint_t(const py::array& y, double uv, double uh, py::array& out
   auto yi = input<T>(y, "y", n1, n2);
   T* o = output<T>(out, "out", n1, n2);
   py::gil_scoped_release nogil;
-  gradient_adjoint(yi.data(), n1, n2, uv, uh, o, threads);
+  K<T>().gradient_adjoint(yi.data(), n1, n2, uv, uh, o, threads);
 }
 
 void gradient_adjoint_py(const py::object& yo, double uv, double uh, py::array out, int threads) {
@@ -190,7 +238,7 @@ double dtd_apply_t(const py::array& p, const py::object& apx, double a, double b
   auto ai = opt_input<T>(apx, "a_px", n1, n2);
   T* o = output<T>(out, "out", n1, n2);
   py::gil_scoped_release nogil;
-  return dtd_apply(pi.data(), n1, n2, ptr(ai), a, b, o, threads);
+  return K<T>().dtd_apply(pi.data(), n1, n2, ptr(ai), a, b, o, threads);
 }
 
 double dtd_apply_py(const py::object& po, const py::object& apx, double a, double b, py::array out,
@@ -205,7 +253,7 @@ template <class T>
 double sqgrad_t(const py::array& x, int threads) {
   auto xi = input<T>(x, "x", x.shape(0), x.shape(1));
   py::gil_scoped_release nogil;
-  return squared_gradient_norm(xi.data(), x.shape(0), x.shape(1), threads);
+  return K<T>().squared_gradient_norm(xi.data(), x.shape(0), x.shape(1), threads);
 }
 
 double sqgrad_py(const py::object& xo, int threads) {
@@ -244,7 +292,7 @@ double coupling_eval_t(const py::array& x, const py::array& c, int degree, const
   T* fxo = fx.is_none() ? sp + n1 * n2 : opt_output<T>(fx, "fx", n1, n2);
   T* fgo = fg.is_none() ? sp + 2 * n1 * n2 : opt_output<T>(fg, "fg", n1, n2);
   py::gil_scoped_release nogil;
-  return coupling_eval(xi.data(), n1, n2, gs, ci.data(), degree, ptr(vi), ptr(mi), fo, fxo, fgo,
+  return K<T>().coupling_eval(xi.data(), n1, n2, gs, ci.data(), degree, ptr(vi), ptr(mi), fo, fxo, fgo,
                        threads);
 }
 
@@ -279,7 +327,7 @@ void jt_t(const py::array& x, const py::object& a, const py::object& b, const py
     throw py::value_error("work images `w1` (and `w2` for the magnitude gradient) are required");
   T* o = output<T>(out, "out", n1, n2);
   py::gil_scoped_release nogil;
-  jacobian_transpose(xi.data(), n1, n2, gs, ai.data(), ptr(bi), ptr(mi), fxi.data(), fgi.data(),
+  K<T>().jacobian_transpose(xi.data(), n1, n2, gs, ai.data(), ptr(bi), ptr(mi), fxi.data(), fgi.data(),
                      scale, w1o, w2o, o, threads);
 }
 
@@ -310,7 +358,7 @@ py::tuple normal_eq_t(const py::array& x, const py::object& g, const py::object&
   double yy;
   {
     py::gil_scoped_release nogil;
-    yy = poly_normal_equations(xi.data(), gi.data(), yi.data(), ptr(mi), n1, n2, degree, xc, xs,
+    yy = K<T>().poly_normal_equations(xi.data(), gi.data(), yi.data(), ptr(mi), n1, n2, degree, xc, xs,
                                gsc, G, B, threads);
   }
   return py::make_tuple(gram, rhs, yy);
@@ -338,7 +386,7 @@ void prox_t(const py::array& a, const py::object& y, const py::object& mask, dou
   if (!yi.ndim()) throw py::value_error("`y` is required");
   T* o = output<T>(out, "out", n1, n2);
   py::gil_scoped_release nogil;
-  log_rayleigh_prox(ai.data(), yi.data(), ptr(mi), n1 * n2, tau2, gamma, rho, o, threads);
+  K<T>().log_rayleigh_prox(ai.data(), yi.data(), ptr(mi), n1 * n2, tau2, gamma, rho, o, threads);
 }
 
 void prox_py(const py::object& ao, const py::object& y, const py::object& mask, double tau2,
@@ -368,7 +416,7 @@ std::tuple<double, double, double, double> vstep_t(const py::array& v, const py:
   double val;
   {
     py::gil_scoped_release nogil;
-    val = vstep_eval(vi.data(), yi.data(), ptr(wi), ptr(mi), n1, n2, tau2, gamma, tau3, dk, go, co,
+    val = K<T>().vstep_eval(vi.data(), yi.data(), ptr(wi), ptr(mi), n1, n2, tau2, gamma, tau3, dk, go, co,
                      stats, threads);
   }
   return {val, stats[0], stats[1], stats[2]};
@@ -398,7 +446,7 @@ std::tuple<double, double, double> diff_stats_t(const py::array& a, const py::ob
   double out[3];
   {
     py::gil_scoped_release nogil;
-    diff_stats(ai.data(), bi.data(), ptr(ci), ptr(mi), n1, n2, out, threads);
+    K<T>().diff_stats(ai.data(), bi.data(), ptr(ci), ptr(mi), n1, n2, out, threads);
   }
   return {out[0], out[1], out[2]};
 }
@@ -419,7 +467,7 @@ double dot_t(const py::array& a, const py::object& b, int threads) {
   auto bi = opt_input<T>(b, "b", n1, n2);
   if (!bi.ndim()) throw py::value_error("`b` is required");
   py::gil_scoped_release nogil;
-  return dot(ai.data(), bi.data(), n1, n2, threads);
+  return K<T>().dot(ai.data(), bi.data(), n1, n2, threads);
 }
 
 double dot_py(const py::object& ao, const py::object& b, int threads) {
@@ -439,7 +487,7 @@ void prox_target_t(const py::array& v, const py::object& f, const py::object& ma
   if (!fi.ndim()) throw py::value_error("`f` is required");
   T* o = output<T>(out, "out", n1, n2);
   py::gil_scoped_release nogil;
-  prox_target(vi.data(), fi.data(), ptr(mi), n1 * n2, alpha, o, threads);
+  K<T>().prox_target(vi.data(), fi.data(), ptr(mi), n1 * n2, alpha, o, threads);
 }
 
 void prox_target_py(const py::object& vo, const py::object& f, const py::object& mask,
@@ -469,7 +517,7 @@ void xstep_t(const py::array& Rm, const py::object& Xk, const py::object& Gk, co
   C* xo = output<C>(X, "X", n1, h2);
   if (!(L > 0) || !(tau1 >= 0)) throw py::value_error("need L > 0 and tau1 >= 0");
   py::gil_scoped_release nogil;
-  xstep_solve(ri.data(), ptr(xi), ptr(gi), li.data(), di.data(), sg, tau1, L, tw, xo, threads);
+  K<T>().xstep_solve(ri.data(), ptr(xi), ptr(gi), li.data(), di.data(), sg, tau1, L, tw, xo, threads);
 }
 
 void xstep_py(const py::object& Rmo, const py::object& Xk, const py::object& Gk,
@@ -496,7 +544,7 @@ double mr_res_t(const py::array& X, const py::object& Lam, const py::object& Ym,
   auto yi = opt_input<C>(Ym, "Ym", sg.m1, sg.mh2);
   if (!li.ndim() || !yi.ndim()) throw py::value_error("`Lam` and `Ym` are required");
   py::gil_scoped_release nogil;
-  return mr_residual_energy(xi.data(), li.data(), yi.data(), sg, threads);
+  return K<T>().mr_residual_energy(xi.data(), li.data(), yi.data(), sg, threads);
 }
 
 double mr_res_py(const py::object& Xo, const py::object& Lam, const py::object& Ym, idx n2, idx s,
@@ -514,6 +562,8 @@ py::dict build_info() {
   d["compiler"] = MRUSFUSION_COMPILER;
   d["cxx_flags"] = MRUSFUSION_CXX_FLAGS;
   d["build_type"] = MRUSFUSION_BUILD_TYPE;
+  d["simd"] = simd_name();
+  d["avx2_compiled"] = mrusfusion::avx2_compiled();
 #if defined(_OPENMP)
   d["openmp"] = true;
   d["openmp_version"] = static_cast<int>(_OPENMP);
@@ -532,6 +582,9 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "mrusfusion compiled kernels (private; use the mrusfusion package)";
   const auto none = py::none();
   m.def("build_info", &build_info, "Compiler, flags and OpenMP status of this build.");
+  m.def("simd", &simd_name, "Which build of the kernels runs: 'avx2+fma' or 'baseline'.");
+  m.def("set_simd", &set_simd, py::arg("name"),
+        "Choose the kernels' build: 'avx2' (if compiled and supported) or 'baseline'.");
   m.def("roundtrip", &roundtrip, py::arg("x"), py::arg("threads") = 1,
         "Copy a 2-D float array through the native layer (build check).");
   m.def("gradient", &gradient_py, py::arg("x"), py::arg("mode"), py::arg("uv"), py::arg("uh"),

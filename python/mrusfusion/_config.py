@@ -101,6 +101,7 @@ def config() -> dict:
         "compiler": info["compiler"],
         "cxx_flags": info["cxx_flags"].strip(),
         "build_type": info["build_type"],
+        "simd": info.get("simd", "baseline"),
         "openmp": info["openmp"],
         "openmp_version": info["openmp_version"],
         "threads": threads,
@@ -126,6 +127,7 @@ def show_config(file=None) -> None:
     lines = [
         f"mrusfusion {c['mrusfusion']} (Python {c['python']}, {c['platform']})",
         f"  C++ core   : {c['compiler']}, {c['build_type']}, flags: {c['cxx_flags']}",
+        f"  kernels    : {c['simd']} build (MRUSFUSION_SIMD=baseline forces the portable one)",
         f"  OpenMP     : {'on (version ' + str(c['openmp_version']) + ')' if c['openmp'] else 'off'}"
         f", {c['threads']} thread(s) [{c['threads_source']}]",
         f"  FFT        : {c['fft_backend']} {c['fft_version']}, {c['fft_threads']} thread(s)",

@@ -11,11 +11,19 @@
 #include <omp.h>
 #endif
 
+#include "types.hpp"
+
 #define MRF_RESTRICT __restrict
 
-namespace mrusfusion::detail {
+// The kernels' namespace: `detail` in the baseline build; kernels_avx2.cpp compiles the same
+// headers a second time as `mrusfusion::avx2` with AVX2/FMA enabled.
+#ifndef MRF_NS
+#define MRF_NS detail
+#endif
 
-using idx = std::ptrdiff_t;
+namespace mrusfusion::MRF_NS {
+
+using mrusfusion::idx;
 
 inline int clamp_threads(int threads) { return threads < 1 ? 1 : threads; }
 
@@ -123,4 +131,4 @@ inline void require(bool ok, const char* msg) {
   if (!ok) throw std::invalid_argument(msg);
 }
 
-}  // namespace mrusfusion::detail
+}  // namespace mrusfusion::MRF_NS

@@ -9,24 +9,9 @@
 
 #include "common.hpp"
 
-namespace mrusfusion::detail {
+namespace mrusfusion::MRF_NS {
 
-struct SpectralGrid {
-  idx n1, n2, s, m1, m2, h2, mh2;  // h2 = n2/2+1 and mh2 = m2/2+1: half-spectrum widths
-  SpectralGrid(idx n1_, idx n2_, idx s_)
-      : n1(n1_), n2(n2_), s(s_), m1(n1_ / s_), m2(n2_ / s_), h2(n2_ / 2 + 1), mh2(n2_ / s_ / 2 + 1) {
-    require(s_ >= 1 && n1_ % s_ == 0 && n2_ % s_ == 0, "image shape must be a multiple of the ratio");
-  }
-  // Index into the half spectrum of the full-spectrum entry (r, c); conj says to conjugate it.
-  inline idx at(idx r, idx c, bool& conj) const {
-    if (c < h2) {
-      conj = false;
-      return r * h2 + c;
-    }
-    conj = true;
-    return (r == 0 ? 0 : n1 - r) * h2 + (n2 - c);
-  }
-};
+using mrusfusion::SpectralGrid;
 
 // Complex arithmetic is written out on (re, im) pairs: std::complex products without
 // -ffast-math go through a NaN-checking library call that cost 5x here.
@@ -137,4 +122,4 @@ double mr_residual_energy(const std::complex<T>* MRF_RESTRICT X_,
   return e / static_cast<double>(sg.m1 * sg.m2);
 }
 
-}  // namespace mrusfusion::detail
+}  // namespace mrusfusion::MRF_NS

@@ -6,7 +6,7 @@
 
 #include "common.hpp"
 
-namespace mrusfusion::detail {
+namespace mrusfusion::MRF_NS {
 
 // exp with its argument clipped, so that a wild iterate cannot overflow (float32 included).
 template <class T>
@@ -171,4 +171,4 @@ void prox_target(const T* MRF_RESTRICT v, const T* MRF_RESTRICT f, const T* MRF_
   });
 }
 
-}  // namespace mrusfusion::detail
+}  // namespace mrusfusion::MRF_NS

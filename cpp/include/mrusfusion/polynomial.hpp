@@ -6,11 +6,10 @@
 #include "common.hpp"
 #include "stencils.hpp"
 
-namespace mrusfusion::detail {
+namespace mrusfusion::MRF_NS {
 
-constexpr int kMaxDegree = 10;
-
-constexpr int n_coeffs(int degree) { return (degree + 1) * (degree + 2) / 2; }
+using mrusfusion::kMaxDegree;
+using mrusfusion::n_coeffs;
 
 // f, f_x, f_g at one pixel. Horner in x for each power of g, then Horner in g. The degree is a
 // template parameter so the loops unroll and the pixel loop vectorises.
@@ -206,4 +205,4 @@ double poly_normal_equations(const T* MRF_RESTRICT x, const T* MRF_RESTRICT g,
   return s;
 }
 
-}  // namespace mrusfusion::detail
+}  // namespace mrusfusion::MRF_NS

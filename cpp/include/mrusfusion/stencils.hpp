@@ -7,16 +7,10 @@
 
 #include "common.hpp"
 
-namespace mrusfusion::detail {
+namespace mrusfusion::MRF_NS {
 
-enum class GradMode : int { directional = 0, magnitude = 1 };
-
-struct GradSpec {
-  GradMode mode = GradMode::directional;
-  double uv = 1.0;  // scan direction, vertical component (down the rows)
-  double uh = 0.0;  // horizontal component (along a row)
-  double eps = 0.0;  // smoothing of the magnitude variant
-};
+using mrusfusion::GradMode;
+using mrusfusion::GradSpec;
 
 // g = gradient of x along the scan direction, or its magnitude.
 template <class T>
@@ -92,4 +86,4 @@ double squared_gradient_norm(const T* MRF_RESTRICT x, idx n1, idx n2, int thread
   });
 }
 
-}  // namespace mrusfusion::detail
+}  // namespace mrusfusion::MRF_NS

@@ -145,6 +145,19 @@ def _extension(path: Path) -> str:
     return path.suffix.lower()
 
 
+def _by_extension(path, table, verb: str, names=None):
+    """``(Path, extension, table[extension])``, or a ValueError listing what is supported."""
+    p = Path(os.fspath(path)).expanduser()
+    ext = _extension(p)
+    entry = table.get(ext)
+    if entry is None:
+        raise ValueError(
+            f"cannot {verb} {p.name!r}: unsupported extension {ext or '(none)'!r}; supported: "
+            f"{', '.join(names if names is not None else table)}"
+        )
+    return p, ext, entry
+
+
 def _check_spacing(spacing: Any, name: str = "spacing") -> Optional[Spacing]:
     """Return ``spacing`` as a ``(row, col)`` tuple of positive finite floats (or None)."""
     if spacing is None:
@@ -470,14 +483,7 @@ def load(
     >>> load(path, spacing=(1.5, 1.5)).spacing
     (1.5, 1.5)
     """
-    p = Path(os.fspath(path)).expanduser()
-    ext = _extension(p)
-    fmt = READ_FORMATS.get(ext)
-    if fmt is None:
-        raise ValueError(
-            f"cannot read {p.name!r}: unsupported extension {ext or '(none)'!r}; supported: "
-            f"{', '.join(READ_FORMATS)}"
-        )
+    p, ext, fmt = _by_extension(path, READ_FORMATS, "read")
     if not p.exists():
         raise FileNotFoundError(f"no such file: {str(p)!r}")
     if p.is_dir():
@@ -654,14 +660,7 @@ def save(
         ...
     FileExistsError: ...us.npy already exists; pass overwrite=True to replace it
     """
-    target = Path(os.fspath(path)).expanduser()
-    ext = _extension(target)
-    writer = _WRITERS.get(ext)
-    if writer is None:
-        raise ValueError(
-            f"cannot write {target.name!r}: unsupported extension {ext or '(none)'!r}; "
-            f"supported: {', '.join(WRITE_FORMATS)}"
-        )
+    target, ext, writer = _by_extension(path, _WRITERS, "write", WRITE_FORMATS)
     if isinstance(image, Image):
         data, own_spacing = image.data, image.spacing
     else:

@@ -321,7 +321,7 @@ def _setup_info(subparsers) -> argparse.ArgumentParser:
 
 def _run_demo(args) -> int:
     from . import io
-    from .data import sample_pair
+    from .data import SAMPLE_PSF, sample_pair
     from .fusion import fuse
 
     out = Path(args.out_dir).expanduser()
@@ -337,7 +337,7 @@ def _run_demo(args) -> int:
     mr, us = sample_pair()
     _say(args, f"fusing the bundled sample pair: MR {mr.shape[0]}x{mr.shape[1]}, "
                f"US {us.shape[0]}x{us.shape[1]} (El Mansouri et al. 2020, simulated pelvis)")
-    res = fuse(mr, us, max_iter=args.max_iter, threads=args.threads,
+    res = fuse(mr, us, psf=SAMPLE_PSF, max_iter=args.max_iter, threads=args.threads,
                progress=_show_progress(args))
     written = [io.save(out / "fused_x.npy", res.x, overwrite=args.overwrite),
                io.save(out / "fused_v.npy", res.v, overwrite=args.overwrite)]

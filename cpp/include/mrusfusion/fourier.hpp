@@ -5,13 +5,33 @@
 // B(Q) = (1/s^2) sum of the s x s tiles of the full spectrum Q; columns beyond n2/2 are read
 // through Hermitian symmetry Q[-r, -c] = conj(Q[r, c]).
 #pragma once
+#include <algorithm>
 #include <complex>
+#include <vector>
 
 #include "common.hpp"
 
 namespace mrusfusion::MRF_NS {
 
 using mrusfusion::SpectralGrid;
+
+// The fold B visits, for coarse row kk, the fine rows r = kk + a m1 and in each the column
+// segments [b m2, b m2 + mh2). A segment's columns below h2 are read forwards from row r; those
+// at or beyond h2 are read backwards from row (n1 - r) mod n1 and conjugated. seg(k0, step, conj,
+// lo, hi) is called for both parts with the half-spectrum index k = k0 + step * ll, so each inner
+// loop streams through memory and vectorises.
+template <class Seg>
+inline void fold_segments(const SpectralGrid& sg, idx kk, Seg&& seg) {
+  for (idx a = 0; a < sg.s; ++a) {
+    const idx r = kk + a * sg.m1, rn = (r == 0 ? 0 : sg.n1 - r);
+    for (idx b = 0; b < sg.s; ++b) {
+      const idx c0 = b * sg.m2;
+      const idx split = std::min(sg.mh2, std::max<idx>(0, sg.h2 - c0));  // ll < split: direct
+      if (split > 0) seg(r * sg.h2 + c0, idx(1), false, idx(0), split);
+      if (split < sg.mh2) seg(rn * sg.h2 + (sg.n2 - c0), idx(-1), true, split, sg.mh2);
+    }
+  }
+}
 
 // Complex arithmetic is written out on (re, im) pairs: std::complex products without
 // -ffast-math go through a NaN-checking library call that cost 5x here.
@@ -29,62 +49,64 @@ void xstep_solve(const std::complex<T>* MRF_RESTRICT Rm_, const std::complex<T>*
   T* X = reinterpret_cast<T*>(X_);
   const T tl = static_cast<T>(L), t1 = static_cast<T>(2.0 * tau1);
   const T inv_s2 = T(1) / static_cast<T>(sg.s * sg.s);
-  // Right-hand side R = Rm + L Xk - Gk at half-spectrum index k.
-  auto rhs = [&](idx k, T& re, T& im) {
-    re = Rm[2 * k];
-    im = Rm[2 * k + 1];
-    if (Xk) {
-      re += tl * Xk[2 * k];
-      im += tl * Xk[2 * k + 1];
-    }
-    if (Gk) {
-      re -= Gk[2 * k];
-      im -= Gk[2 * k + 1];
-    }
-  };
-  // Fold Lam R / phi and |Lam|^2 / phi onto the coarse half spectrum.
-  for_rows(sg.m1, threads, [&](idx kk) {
-    for (idx ll = 0; ll < sg.mh2; ++ll) {
-      T are = 0, aim = 0, wacc = 0;
-      for (idx a = 0; a < sg.s; ++a) {
-        for (idx b = 0; b < sg.s; ++b) {
-          bool cj;
-          const idx k = sg.at(kk + a * sg.m1, ll + b * sg.m2, cj);
+  const T xs = Xk ? tl : T(0), gs = Gk ? T(1) : T(0);
+  // Absent terms read a zero spectrum through a scale of 0, which keeps one loop body.
+  const T* Xr = Xk ? Xk : Rm;
+  const T* Gr = Gk ? Gk : Rm;
+  // Fold Lam R / phi and |Lam|^2 / phi onto the coarse half spectrum, with
+  // R = Rm + L Xk - Gk and phi = 2 tau1 |D|^2 + L.
+#pragma omp parallel num_threads(clamp_threads(threads))
+  {
+    std::vector<T> acc(static_cast<size_t>(3 * sg.mh2));
+#pragma omp for schedule(static)
+    for (idx kk = 0; kk < sg.m1; ++kk) {
+      T* MRF_RESTRICT are = acc.data();
+      T* MRF_RESTRICT aim = are + sg.mh2;
+      T* MRF_RESTRICT wac = aim + sg.mh2;
+      std::fill(acc.begin(), acc.end(), T(0));
+      fold_segments(sg, kk, [&](idx k0, idx step, bool cj, idx lo, idx hi) {
+        const T sgn = cj ? T(-1) : T(1);
+#pragma omp simd
+        for (idx ll = lo; ll < hi; ++ll) {
+          const idx k = k0 + step * ll;
           const T iphi = T(1) / (t1 * dtd[k] + tl);
-          T rre, rim;
-          rhs(k, rre, rim);
+          const T rre = Rm[2 * k] + xs * Xr[2 * k] - gs * Gr[2 * k];
+          const T rim = Rm[2 * k + 1] + xs * Xr[2 * k + 1] - gs * Gr[2 * k + 1];
           const T lre = Lam[2 * k], lim = Lam[2 * k + 1];
-          const T pre = (lre * rre - lim * rim) * iphi, pim = (lre * rim + lim * rre) * iphi;
-          are += pre;
-          aim += cj ? -pim : pim;
-          wacc += (lre * lre + lim * lim) * iphi;
+          are[ll] += (lre * rre - lim * rim) * iphi;
+          aim[ll] += sgn * (lre * rim + lim * rre) * iphi;
+          wac[ll] += (lre * lre + lim * lim) * iphi;
         }
+      });
+      for (idx ll = 0; ll < sg.mh2; ++ll) {
+        const T den = T(1) / (T(1) + wac[ll] * inv_s2) * inv_s2;
+        Tw[2 * (kk * sg.mh2 + ll)] = are[ll] * den;
+        Tw[2 * (kk * sg.mh2 + ll) + 1] = aim[ll] * den;
       }
-      const T den = T(1) / (T(1) + wacc * inv_s2) * inv_s2;
-      Tw[2 * (kk * sg.mh2 + ll)] = are * den;
-      Tw[2 * (kk * sg.mh2 + ll) + 1] = aim * den;
     }
-  });
+  }
+  // X = (R - conj(Lam) tile(T)) / phi, streaming through the half spectrum.
   for_rows(sg.n1, threads, [&](idx k1) {
     const idx kk = k1 % sg.m1, kn = (sg.m1 - kk) % sg.m1;
-    idx ll = 0;  // l mod m2, kept by a counter instead of a division per entry
-    for (idx l = 0; l < sg.h2; ++l, ll = (ll + 1 == sg.m2 ? 0 : ll + 1)) {
-      T tre, tim;
-      if (ll < sg.mh2) {
-        tre = Tw[2 * (kk * sg.mh2 + ll)];
-        tim = Tw[2 * (kk * sg.mh2 + ll) + 1];
-      } else {
-        tre = Tw[2 * (kn * sg.mh2 + (sg.m2 - ll))];
-        tim = -Tw[2 * (kn * sg.mh2 + (sg.m2 - ll)) + 1];
-      }
-      const idx k = k1 * sg.h2 + l;
-      const T iphi = T(1) / (t1 * dtd[k] + tl);
-      T rre, rim;
-      rhs(k, rre, rim);
-      const T lre = Lam[2 * k], lim = Lam[2 * k + 1];
-      // X = (R - conj(Lam) T) / phi
-      X[2 * k] = (rre - (lre * tre + lim * tim)) * iphi;
-      X[2 * k + 1] = (rim - (lre * tim - lim * tre)) * iphi;
+    for (idx c0 = 0; c0 < sg.h2; c0 += sg.m2) {
+      const idx width = std::min(sg.m2, sg.h2 - c0);
+      auto run = [&](idx lo, idx hi, const T* t0, idx tstep, T tsgn) {
+#pragma omp simd
+        for (idx ll = lo; ll < hi; ++ll) {
+          const idx k = k1 * sg.h2 + c0 + ll;
+          const T tre = t0[2 * tstep * ll], tim = tsgn * t0[2 * tstep * ll + 1];
+          const T iphi = T(1) / (t1 * dtd[k] + tl);
+          const T rre = Rm[2 * k] + xs * Xr[2 * k] - gs * Gr[2 * k];
+          const T rim = Rm[2 * k + 1] + xs * Xr[2 * k + 1] - gs * Gr[2 * k + 1];
+          const T lre = Lam[2 * k], lim = Lam[2 * k + 1];
+          X[2 * k] = (rre - (lre * tre + lim * tim)) * iphi;
+          X[2 * k + 1] = (rim - (lre * tim - lim * tre)) * iphi;
+        }
+      };
+      // Tiled column ll < mh2 reads T[kk, ll]; beyond, conj(T[kn, m2 - ll]).
+      const idx direct = std::min(width, sg.mh2);
+      run(0, direct, Tw + 2 * (kk * sg.mh2), 1, T(1));
+      if (direct < width) run(direct, width, Tw + 2 * (kn * sg.mh2 + sg.m2), -1, T(-1));
     }
   });
 }
@@ -99,25 +121,28 @@ double mr_residual_energy(const std::complex<T>* MRF_RESTRICT X_,
   const T* Lam = reinterpret_cast<const T*>(Lam_);
   const T* Ym = reinterpret_cast<const T*>(Ym_);
   const double inv_s2 = 1.0 / static_cast<double>(sg.s * sg.s);
-  const double e = sum_rows(sg.m1, threads, [&](idx kk) {
-    double acc = 0.0;
+  const double e = sum_rows_scratch(sg.m1, 2 * sg.mh2, threads, [&](idx kk, double* acc) {
+    double* MRF_RESTRICT fre = acc;
+    double* MRF_RESTRICT fim = acc + sg.mh2;
+    std::fill(acc, acc + 2 * sg.mh2, 0.0);
+    fold_segments(sg, kk, [&](idx k0, idx step, bool cj, idx lo, idx hi) {
+      const double sgn = cj ? -1.0 : 1.0;
+#pragma omp simd
+      for (idx ll = lo; ll < hi; ++ll) {
+        const idx k = k0 + step * ll;
+        const double lre = Lam[2 * k], lim = Lam[2 * k + 1], xre = X[2 * k], xim = X[2 * k + 1];
+        fre[ll] += lre * xre - lim * xim;
+        fim[ll] += sgn * (lre * xim + lim * xre);
+      }
+    });
+    double s = 0.0;
     for (idx ll = 0; ll < sg.mh2; ++ll) {
-      double fre = 0, fim = 0;
-      for (idx a = 0; a < sg.s; ++a)
-        for (idx b = 0; b < sg.s; ++b) {
-          bool cj;
-          const idx k = sg.at(kk + a * sg.m1, ll + b * sg.m2, cj);
-          const double lre = Lam[2 * k], lim = Lam[2 * k + 1], xre = X[2 * k], xim = X[2 * k + 1];
-          fre += lre * xre - lim * xim;
-          const double pim = lre * xim + lim * xre;
-          fim += cj ? -pim : pim;
-        }
       const idx c = kk * sg.mh2 + ll;
-      const double rre = Ym[2 * c] - fre * inv_s2, rim = Ym[2 * c + 1] - fim * inv_s2;
+      const double rre = Ym[2 * c] - fre[ll] * inv_s2, rim = Ym[2 * c + 1] - fim[ll] * inv_s2;
       const bool single = ll == 0 || (sg.m2 % 2 == 0 && ll == sg.m2 / 2);
-      acc += (single ? 1.0 : 2.0) * (rre * rre + rim * rim);
+      s += (single ? 1.0 : 2.0) * (rre * rre + rim * rim);
     }
-    return acc;
+    return s;
   });
   return e / static_cast<double>(sg.m1 * sg.m2);
 }

@@ -1,10 +1,12 @@
 // Shared helpers of the mrusfusion kernels: shapes, periodic row traversal, deterministic sums.
 // Kernels know nothing of Python: raw pointers, shapes and a thread count.
 #pragma once
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 #if defined(_OPENMP)
@@ -14,6 +16,15 @@
 #include "types.hpp"
 
 #define MRF_RESTRICT __restrict
+// Per-pixel helpers called inside loops that must vectorise: forced inline, because GCC's unit
+// growth limits otherwise left vexp as an out-of-line call (through the PLT) in the AVX2 build.
+#if defined(__GNUC__)
+#define MRF_INLINE inline __attribute__((always_inline))
+#define MRF_FLATTEN __attribute__((flatten))
+#else
+#define MRF_INLINE inline
+#define MRF_FLATTEN
+#endif
 
 // The kernels' namespace: `detail` in the baseline build; kernels_avx2.cpp compiles the same
 // headers a second time as `mrusfusion::avx2` with AVX2/FMA enabled.
@@ -39,6 +50,15 @@ inline void for_row(idx n, Px&& px) {
 #pragma omp simd
   for (idx j = 1; j < n - 1; ++j) px(j, j - 1, j + 1);
   px(n - 1, n - 2, 0);
+}
+
+// Call f(std::true_type{}) or f(std::false_type{}): a loop-invariant option (an optional mask or
+// output) then becomes `if constexpr` in the pixel loop. A run-time branch there, even an
+// invariant one, stopped GCC from vectorising the loop.
+template <class F>
+inline decltype(auto) with_flag(bool on, F&& f) {
+  if (on) return f(std::true_type{});
+  return f(std::false_type{});
 }
 
 inline idx prev_row(idx i, idx n) { return i == 0 ? n - 1 : i - 1; }
@@ -96,8 +116,8 @@ inline void for_rows(idx n1, int threads, Row&& row) {
 // scalar call without -ffast-math). Cody-Waite reduction x = k ln2 + r, |r| <= ln2/2, then a
 // degree-13 Taylor polynomial (truncation error below 1e-17 relative) and scaling by 2^k through
 // the exponent bits. Accurate to a few ulp; arguments are clamped to [-708, 709].
-inline double vexp(double x) {
-  x = x < -708.0 ? -708.0 : (x > 709.0 ? 709.0 : x);
+MRF_INLINE double vexp(double x) {
+  x = std::min(std::max(x, -708.0), 709.0);  // min/max, not a branch: the loop must vectorise
   constexpr double log2e = 1.4426950408889634074;
   constexpr double ln2_hi = 6.93145751953125e-1, ln2_lo = 1.42860682030941723212e-6;
   constexpr double shifter = 6755399441055744.0;  // 1.5 * 2^52: rounds to an integer in its low bits
@@ -123,6 +143,32 @@ inline double vexp(double x) {
   // The low bits of kd hold k (two's complement); k + 1023 goes into the exponent field.
   const std::int64_t e = (bits - static_cast<std::int64_t>(0x4338000000000000LL) + 1023) << 52;
   double scale;
+  std::memcpy(&scale, &e, sizeof scale);
+  return p * scale;
+}
+
+// exp(x) for float, the same construction in single precision: |r| <= ln2/2 and a degree-7
+// Taylor polynomial (truncation below 1e-8 relative), a few ulp; arguments clamped to [-87, 88].
+MRF_INLINE float vexp(float x) {
+  x = std::min(std::max(x, -87.0f), 88.0f);
+  constexpr float log2e = 1.44269504f;
+  constexpr float ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
+  constexpr float shifter = 12582912.0f;  // 1.5 * 2^23
+  const float kd = x * log2e + shifter;
+  const float k = kd - shifter;
+  const float r = (x - k * ln2_hi) - k * ln2_lo;
+  float p = 1.0f / 5040.0f;
+  p = p * r + 1.0f / 720.0f;
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  std::int32_t bits;
+  std::memcpy(&bits, &kd, sizeof bits);
+  const std::int32_t e = (bits - static_cast<std::int32_t>(0x4B400000) + 127) << 23;
+  float scale;
   std::memcpy(&scale, &e, sizeof scale);
   return p * scale;
 }

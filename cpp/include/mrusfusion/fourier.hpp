@@ -86,7 +86,7 @@ void xstep_solve(const std::complex<T>* MRF_RESTRICT Rm_, const std::complex<T>*
     }
   }
   // X = (R - conj(Lam) tile(T)) / phi, streaming through the half spectrum.
-  for_rows(sg.n1, threads, [&](idx k1) {
+  for_rows(sg.n1, threads, [&](idx k1) MRF_FLATTEN {
     const idx kk = k1 % sg.m1, kn = (sg.m1 - kk) % sg.m1;
     for (idx c0 = 0; c0 < sg.h2; c0 += sg.m2) {
       const idx width = std::min(sg.m2, sg.h2 - c0);
@@ -121,7 +121,7 @@ double mr_residual_energy(const std::complex<T>* MRF_RESTRICT X_,
   const T* Lam = reinterpret_cast<const T*>(Lam_);
   const T* Ym = reinterpret_cast<const T*>(Ym_);
   const double inv_s2 = 1.0 / static_cast<double>(sg.s * sg.s);
-  const double e = sum_rows_scratch(sg.m1, 2 * sg.mh2, threads, [&](idx kk, double* acc) {
+  const double e = sum_rows_scratch(sg.m1, 2 * sg.mh2, threads, [&](idx kk, double* acc) MRF_FLATTEN {
     double* MRF_RESTRICT fre = acc;
     double* MRF_RESTRICT fim = acc + sg.mh2;
     std::fill(acc, acc + 2 * sg.mh2, 0.0);

@@ -24,13 +24,16 @@ void log_rayleigh_prox(const T* MRF_RESTRICT a, const T* MRF_RESTRICT y,
                        T* MRF_RESTRICT out, int threads) {
   constexpr idx B = 1024;
   const idx nb = (n + B - 1) / B;
-  for_rows(nb, threads, [&](idx blk) {
+  for_rows(nb, threads, [&](idx blk) MRF_FLATTEN {
     const idx lo = blk * B, len = std::min(n, lo + B) - lo;
     double z[B], t[B], st[B];
-    for (idx j = 0; j < len; ++j) {
-      z[j] = a[lo + j];
-      t[j] = tau2 * (mask ? static_cast<double>(mask[lo + j]) : 1.0);
-    }
+    for (idx j = 0; j < len; ++j) z[j] = a[lo + j];
+    with_flag(mask != nullptr, [&](auto HM) {
+      for (idx j = 0; j < len; ++j) {
+        if constexpr (HM) t[j] = tau2 * static_cast<double>(mask[lo + j]);
+        else t[j] = tau2;
+      }
+    });
     // Newton on the whole block at once (the pixel loop vectorises); stop when every pixel's
     // last step is below 1e-15 relative.
     for (int it = 0; it < 60; ++it) {
@@ -62,7 +65,11 @@ double vstep_eval(const T* MRF_RESTRICT v, const T* MRF_RESTRICT y, const T* MRF
                   double* stats, int threads) {
   std::vector<double> cmin(static_cast<size_t>(n1)), csum(static_cast<size_t>(n1)),
       prox(static_cast<size_t>(n1));
-  const double val = sum_rows_scratch(n1, 3 * n2, threads, [&](idx i, double* buf) {
+  // Per-pixel arithmetic in double even for float32 images: evaluated in float, G(v) carried
+  // rounding noise of ~1e-7 per pixel, which the line searches and psi comparisons then saw.
+  using P = double;
+  const P t2 = tau2, t3 = tau3, gm = gamma, dkt = dk, hd = 0.5 * dk, lim = 80.0;
+  const double val = sum_rows_scratch(n1, 3 * n2, threads, [&](idx i, double* buf) MRF_FLATTEN {
     double* obj = buf;        // G(v) per pixel
     double* px = buf + n2;    // d/2 (v - w)^2 per pixel
     double* cv = buf + 2 * n2;  // curvature per pixel
@@ -73,20 +80,28 @@ double vstep_eval(const T* MRF_RESTRICT v, const T* MRF_RESTRICT y, const T* MRF
     const T* wr = w ? w + i * n2 : nullptr;
     const T* mr = mask ? mask + i * n2 : nullptr;
     T* gr = grad ? grad + i * n2 : nullptr;
-    for_row(n2, [&](idx j, idx jm, idx jp) {
-      const double t = mr ? tau2 * static_cast<double>(mr[j]) : tau2;
-      const double vj = r[j];
-      const double z = static_cast<double>(yr[j]) - vj;
-      const double e = vexp(z < 80.0 ? z : 80.0);
-      const double dh = static_cast<double>(r[jp]) - vj, dv = static_cast<double>(rn[j]) - vj;
-      const double dw = wr ? vj - static_cast<double>(wr[j]) : 0.0;
-      obj[j] = t * (e - gamma * z) + tau3 * (dh * dh + dv * dv);
-      px[j] = 0.5 * dk * dw * dw;
-      cv[j] = t * e;
-      if (gr) {
-        const double lap = 4.0 * vj - r[jm] - r[jp] - rp[j] - rn[j];
-        gr[j] = static_cast<T>(t * (gamma - e) + 2.0 * tau3 * lap + dk * dw);
-      }
+    with_flag(mr != nullptr, [&](auto HM) {
+      with_flag(wr != nullptr, [&](auto HW) {
+        with_flag(gr != nullptr, [&](auto HG) {
+          for_row(n2, [&](idx j, idx jm, idx jp) {
+            P t = t2;
+            if constexpr (HM) t *= mr[j];
+            const P vj = r[j];
+            const P z = static_cast<P>(yr[j]) - vj;
+            const P e = vexp(z < lim ? z : lim);
+            const P dh = static_cast<P>(r[jp]) - vj, dv = static_cast<P>(rn[j]) - vj;
+            P dw = 0.0;
+            if constexpr (HW) dw = vj - static_cast<P>(wr[j]);
+            obj[j] = t * (e - gm * z) + t3 * (dh * dh + dv * dv);
+            px[j] = hd * dw * dw;
+            cv[j] = t * e;
+            if constexpr (HG) {
+              const P lap = 4.0 * vj - r[jm] - r[jp] - rp[j] - rn[j];
+              gr[j] = static_cast<T>(t * (gm - e) + 2.0 * t3 * lap + dkt * dw);
+            }
+          });
+        });
+      });
     });
     double mn = INFINITY;
     for (idx j = 0; j < n2; ++j) mn = std::min(mn, cv[j]);
@@ -120,7 +135,7 @@ template <class T>
 void diff_stats(const T* MRF_RESTRICT a, const T* MRF_RESTRICT b, const T* MRF_RESTRICT c,
                 const T* MRF_RESTRICT mask, idx n1, idx n2, double* out, int threads) {
   std::vector<double> p1(static_cast<size_t>(n1)), p2(static_cast<size_t>(n1));
-  out[2] = sum_rows_scratch(n1, 4 * n2, threads, [&](idx i, double* buf) {
+  out[2] = sum_rows_scratch(n1, 4 * n2, threads, [&](idx i, double* buf) MRF_FLATTEN {
     const idx o = i * n2;
     double* d = buf;
     double* dc = buf + n2;
@@ -152,7 +167,7 @@ void diff_stats(const T* MRF_RESTRICT a, const T* MRF_RESTRICT b, const T* MRF_R
 // <a, b> accumulated in double, rows in a fixed order (no BLAS: its threads fought ours).
 template <class T>
 double dot(const T* MRF_RESTRICT a, const T* MRF_RESTRICT b, idx n1, idx n2, int threads) {
-  return sum_rows_scratch(n1, n2, threads, [&](idx i, double* buf) {
+  return sum_rows_scratch(n1, n2, threads, [&](idx i, double* buf) MRF_FLATTEN {
     const idx o = i * n2;
     for (idx j = 0; j < n2; ++j) buf[j] = static_cast<double>(a[o + j]) * static_cast<double>(b[o + j]);
     return row_sum(buf, n2);
@@ -165,7 +180,7 @@ void prox_target(const T* MRF_RESTRICT v, const T* MRF_RESTRICT f, const T* MRF_
                  idx n, double alpha, T* MRF_RESTRICT out, int threads) {
   const T al = static_cast<T>(alpha);
   const idx nb = (n + 4095) / 4096;
-  for_rows(nb, threads, [&](idx blk) {
+  for_rows(nb, threads, [&](idx blk) MRF_FLATTEN {
     const idx lo = blk * 4096, hi = std::min(n, lo + 4096);
     for (idx k = lo; k < hi; ++k) out[k] = v[k] - al * (mask ? mask[k] : T(1)) * (v[k] - f[k]);
   });

@@ -14,14 +14,18 @@ using mrusfusion::n_coeffs;
 // f, f_x, f_g at one pixel. Horner in x for each power of g, then Horner in g. The degree is a
 // template parameter so the loops unroll and the pixel loop vectorises.
 template <int D, class T>
-inline void poly_point(const T* MRF_RESTRICT c, T x, T g, T& f, T& fx, T& fg) {
+MRF_INLINE void poly_point(const T* MRF_RESTRICT c, T x, T g, T& f, T& fx, T& fg) {
   // Row q of the coefficient table starts at off(q) = sum_{r<q} (D - r + 1).
   T F = 0, FX = 0, FG = 0;
   int off = n_coeffs(D);
+  // Fully unrolled (D is a constant): a loop left in the body would stop the pixel loop from
+  // vectorising.
+#pragma GCC unroll 16
   for (int q = D; q >= 0; --q) {
     off -= D - q + 1;
     const T* cq = c + off;
     T pq = 0, dpq = 0;
+#pragma GCC unroll 16
     for (int p = D - q; p >= 0; --p) {
       dpq = dpq * x + pq;
       pq = pq * x + cq[p];
@@ -45,7 +49,7 @@ double coupling_eval_d(const T* MRF_RESTRICT x, idx n1, idx n2, const GradSpec& 
   const bool mag = spec.mode == GradMode::magnitude;
   T cc[n_coeffs(D)];
   for (int k = 0; k < n_coeffs(D); ++k) cc[k] = c[k];
-  return sum_rows_scratch(n1, n2, threads, [&](idx i, double* e2) {
+  return sum_rows_scratch(n1, n2, threads, [&](idx i, double* e2) MRF_FLATTEN {
     const T* r = x + i * n2;
     const T* rn = x + next_row(i, n1) * n2;
     T* fr = f + i * n2;
@@ -64,10 +68,13 @@ double coupling_eval_d(const T* MRF_RESTRICT x, idx n1, idx n2, const GradSpec& 
     if (!v) return 0.0;
     const T* vr = v + i * n2;
     const T* mr = mask ? mask + i * n2 : nullptr;
-    for (idx j = 0; j < n2; ++j) {
-      const double e = static_cast<double>(vr[j]) - static_cast<double>(fr[j]);
-      e2[j] = mr ? static_cast<double>(mr[j]) * e * e : e * e;
-    }
+    with_flag(mr != nullptr, [&](auto HM) {
+      for (idx j = 0; j < n2; ++j) {
+        const double e = static_cast<double>(vr[j]) - static_cast<double>(fr[j]);
+        if constexpr (HM) e2[j] = static_cast<double>(mr[j]) * e * e;
+        else e2[j] = e * e;
+      }
+    });
     return row_sum(e2, n2);
   });
 }
@@ -105,7 +112,7 @@ void jacobian_transpose(const T* MRF_RESTRICT x, idx n1, idx n2, const GradSpec&
   const T uv = static_cast<T>(spec.uv), uh = static_cast<T>(spec.uh);
   const T eps2 = static_cast<T>(spec.eps * spec.eps);
   const bool mag = spec.mode == GradMode::magnitude;
-  for_rows(n1, threads, [&](idx i) {
+  for_rows(n1, threads, [&](idx i) MRF_FLATTEN {
     const T* xr = x + i * n2;
     const T* xn = x + next_row(i, n1) * n2;
     const T* ar = a + i * n2;
@@ -116,23 +123,30 @@ void jacobian_transpose(const T* MRF_RESTRICT x, idx n1, idx n2, const GradSpec&
     T* o = out + i * n2;
     T* w1r = w1 + i * n2;
     T* w2r = mag ? w2 + i * n2 : nullptr;
-    for_row(n2, [&](idx j, idx, idx jp) {
-      T r = br ? ar[j] - br[j] : ar[j];
-      if (mr) r *= mr[j];
-      r *= sc;
-      o[j] = fxr[j] * r;
-      const T t = fgr[j] * r;
-      if (mag) {
-        const T dh = xr[jp] - xr[j], dv = xn[j] - xr[j];
-        const T ig = T(1) / std::sqrt(dh * dh + dv * dv + eps2);
-        w1r[j] = t * dh * ig;
-        w2r[j] = t * dv * ig;
-      } else {
-        w1r[j] = t;
-      }
+    with_flag(br != nullptr, [&](auto HB) {
+      with_flag(mr != nullptr, [&](auto HM) {
+        with_flag(mag, [&](auto MAG) {
+          for_row(n2, [&](idx j, idx, idx jp) {
+            T r = ar[j];
+            if constexpr (HB) r -= br[j];
+            if constexpr (HM) r *= mr[j];
+            r *= sc;
+            o[j] = fxr[j] * r;
+            const T t = fgr[j] * r;
+            if constexpr (MAG) {
+              const T dh = xr[jp] - xr[j], dv = xn[j] - xr[j];
+              const T ig = T(1) / std::sqrt(dh * dh + dv * dv + eps2);
+              w1r[j] = t * dh * ig;
+              w2r[j] = t * dv * ig;
+            } else {
+              w1r[j] = t;
+            }
+          });
+        });
+      });
     });
   });
-  for_rows(n1, threads, [&](idx i) {
+  for_rows(n1, threads, [&](idx i) MRF_FLATTEN {
     const T* r1 = w1 + i * n2;
     const T* p1 = w1 + prev_row(i, n1) * n2;
     T* o = out + i * n2;

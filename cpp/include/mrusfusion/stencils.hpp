@@ -19,7 +19,7 @@ void gradient(const T* MRF_RESTRICT x, idx n1, idx n2, const GradSpec& spec, T* 
   const T uv = static_cast<T>(spec.uv), uh = static_cast<T>(spec.uh);
   const T eps2 = static_cast<T>(spec.eps * spec.eps);
   const bool mag = spec.mode == GradMode::magnitude;
-  for_rows(n1, threads, [&](idx i) {
+  for_rows(n1, threads, [&](idx i) MRF_FLATTEN {
     const T* r = x + i * n2;
     const T* rn = x + next_row(i, n1) * n2;
     T* o = g + i * n2;
@@ -39,7 +39,7 @@ template <class T>
 void gradient_adjoint(const T* MRF_RESTRICT y, idx n1, idx n2, double uv_, double uh_,
                       T* MRF_RESTRICT out, int threads) {
   const T uv = static_cast<T>(uv_), uh = static_cast<T>(uh_);
-  for_rows(n1, threads, [&](idx i) {
+  for_rows(n1, threads, [&](idx i) MRF_FLATTEN {
     const T* r = y + i * n2;
     const T* rp = y + prev_row(i, n1) * n2;
     T* o = out + i * n2;
@@ -53,36 +53,36 @@ template <class T>
 double dtd_apply(const T* MRF_RESTRICT p, idx n1, idx n2, const T* MRF_RESTRICT a_px, double a,
                  double b, T* MRF_RESTRICT out, int threads) {
   const T ta = static_cast<T>(a), tb = static_cast<T>(b);
-  return sum_rows(n1, threads, [&](idx i) {
+  return sum_rows_scratch(n1, n2, threads, [&](idx i, double* pr) MRF_FLATTEN {
     const T* r = p + i * n2;
     const T* rp = p + prev_row(i, n1) * n2;
     const T* rn = p + next_row(i, n1) * n2;
     const T* ap = a_px ? a_px + i * n2 : nullptr;
     T* o = out + i * n2;
-    double s = 0.0;
-    for_row(n2, [&](idx j, idx jm, idx jp) {
-      const T lap = T(4) * r[j] - r[jm] - r[jp] - rp[j] - rn[j];
-      const T diag = ap ? ap[j] + ta : ta;
-      o[j] = diag * r[j] + tb * lap;
+    with_flag(ap != nullptr, [&](auto HA) {
+      for_row(n2, [&](idx j, idx jm, idx jp) {
+        const T lap = T(4) * r[j] - r[jm] - r[jp] - rp[j] - rn[j];
+        T diag = ta;
+        if constexpr (HA) diag += ap[j];
+        o[j] = diag * r[j] + tb * lap;
+        pr[j] = static_cast<double>(r[j]) * static_cast<double>(o[j]);
+      });
     });
-    for (idx j = 0; j < n2; ++j) s += static_cast<double>(r[j]) * static_cast<double>(o[j]);
-    return s;
+    return row_sum(pr, n2);
   });
 }
 
 // ||Dh x||^2 + ||Dv x||^2.
 template <class T>
 double squared_gradient_norm(const T* MRF_RESTRICT x, idx n1, idx n2, int threads) {
-  return sum_rows(n1, threads, [&](idx i) {
+  return sum_rows_scratch(n1, n2, threads, [&](idx i, double* sq) MRF_FLATTEN {
     const T* r = x + i * n2;
     const T* rn = x + next_row(i, n1) * n2;
-    double s = 0.0;
-    for (idx j = 0; j < n2; ++j) {
-      const idx jp = j + 1 == n2 ? 0 : j + 1;
+    for_row(n2, [&](idx j, idx, idx jp) {
       const double dh = static_cast<double>(r[jp]) - r[j], dv = static_cast<double>(rn[j]) - r[j];
-      s += dh * dh + dv * dv;
-    }
-    return s;
+      sq[j] = dh * dh + dv * dv;
+    });
+    return row_sum(sq, n2);
   });
 }
 

@@ -120,6 +120,7 @@ def test_vstep_eval(dtype, shape, rng):
     r1 = _core.vstep_eval(v, y, w, mask, 0.9, 1.02, 0.3, 0.22, g1, c1, 2)
     r2 = ref.vstep_eval(v, y, w, mask, 0.9, 1.02, 0.3, 0.22, g2, c2)
     np.testing.assert_allclose(r1, r2, rtol=tol_for(dtype) * 10)
+    assert r1[4] == pytest.approx(np.sum(g1.astype(float) ** 2), rel=1e-12)  # ||grad||^2
     _close(g1, g2, dtype, 10)
     _close(c1, c2, dtype, 10)
 
@@ -150,6 +151,12 @@ def test_xstep_and_mr_residual_match_twin(dtype, shape, s, rng):
     ref.xstep_solve(fp.rhs_mr, Xk, Gk, fp.lam, fp.dtd, shape[1], s, 0.05, 0.37, None, X2)
     scale = np.abs(X2).max()
     np.testing.assert_allclose(X1, X2, rtol=0, atol=tol_for(dtype) * scale * 10)
+    # The variant that also returns the image: its spectrum copy feeds the inverse FFT directly.
+    img, X3 = fp.empty_real(), fp.empty_spec()
+    fp.solve(0.37, 0.05, Xk, Gk, out=X3, image=img)
+    np.testing.assert_array_equal(X3, X1)
+    np.testing.assert_allclose(img, np.fft.irfft2(X1, s=shape), rtol=0,
+                               atol=tol_for(dtype) * np.abs(img).max() * 10)
     e1 = fp.mr_residual(X1)
     e2 = ref.mr_residual_energy(X1, fp.lam, fp.ym_spec, shape[1], s)
     assert e1 == pytest.approx(e2, rel=tol_for(dtype) * 10)
@@ -168,6 +175,31 @@ def test_reductions_and_prox_target(dtype, shape, rng):
     _core.prox_target(a, b, mask, 0.7, o1, 2)
     ref.prox_target(a, b, mask, 0.7, o2)
     _close(o1, o2, dtype)
+    n1 = _core.axpby(a, b, 1.3, -0.4, o1, 2)
+    n2 = ref.axpby(a, b, 1.3, -0.4, o2)
+    _close(o1, o2, dtype)
+    assert n1 == pytest.approx(n2, rel=tol_for(dtype))
+    assert n1 == pytest.approx(np.sum(o1.astype(float) ** 2), rel=1e-12)
+    # In place, over either input (the solvers update p += alpha s and s = z + beta s so).
+    for keep_first in (True, False):
+        o = a.copy() if keep_first else b.copy()
+        args = (o, b) if keep_first else (a, o)
+        _core.axpby(*args, 1.3, -0.4, o, 2)
+        _close(o, o2, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_spectral_scale(dtype, rng):
+    cd = np.complex64 if dtype == np.float32 else np.complex128
+    Z = (rng.standard_normal((7, 5)) + 1j * rng.standard_normal((7, 5))).astype(cd)
+    d = rng.random((7, 5)).astype(dtype)
+    Z1, Z2 = Z.copy(), Z.copy()
+    _core.spectral_scale(Z1, d, 0.3, 2.0, 2)
+    ref.spectral_scale(Z2, d, 0.3, 2.0)
+    np.testing.assert_allclose(Z1, Z2, rtol=tol_for(dtype))
+    np.testing.assert_allclose(Z1 * (0.3 + 2.0 * d), Z, rtol=tol_for(dtype) * 10)
+    with pytest.raises(TypeError, match="Z"):
+        _core.spectral_scale(Z.real.copy(), d, 0.3, 2.0, 1)
 
 
 @pytest.mark.skipif(not _core.build_info()["avx2_compiled"], reason="no AVX2 build of the kernels")

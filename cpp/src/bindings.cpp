@@ -399,7 +399,7 @@ void prox_py(const py::object& ao, const py::object& y, const py::object& mask, 
 }
 
 template <class T>
-std::tuple<double, double, double, double> vstep_t(const py::array& v, const py::object& y,
+std::tuple<double, double, double, double, double> vstep_t(const py::array& v, const py::object& y,
                                            const py::object& w, const py::object& mask,
                                            double tau2, double gamma, double tau3, double dk,
                                            const py::object& grad, const py::object& curv,
@@ -412,17 +412,17 @@ std::tuple<double, double, double, double> vstep_t(const py::array& v, const py:
   if (!yi.ndim()) throw py::value_error("`y` is required");
   T* go = opt_output<T>(grad, "grad", n1, n2);
   T* co = opt_output<T>(curv, "curv", n1, n2);
-  double stats[3];
+  double stats[4];
   double val;
   {
     py::gil_scoped_release nogil;
     val = K<T>().vstep_eval(vi.data(), yi.data(), ptr(wi), ptr(mi), n1, n2, tau2, gamma, tau3, dk, go, co,
                      stats, threads);
   }
-  return {val, stats[0], stats[1], stats[2]};
+  return {val, stats[0], stats[1], stats[2], stats[3]};
 }
 
-std::tuple<double, double, double, double> vstep_py(const py::object& vo, const py::object& y,
+std::tuple<double, double, double, double, double> vstep_py(const py::object& vo, const py::object& y,
                                             const py::object& w, const py::object& mask,
                                             double tau2, double gamma, double tau3, double dk,
                                             const py::object& grad, const py::object& curv,
@@ -501,7 +501,7 @@ void prox_target_py(const py::object& vo, const py::object& f, const py::object&
 template <class T>
 void xstep_t(const py::array& Rm, const py::object& Xk, const py::object& Gk, const py::object& Lam,
              const py::object& dtd, idx n2, idx s, double tau1, double L, const py::object& Tw,
-             py::array& X, int threads) {
+             py::array& X, const py::object& X2, int threads) {
   using C = std::complex<T>;
   const idx n1 = Rm.shape(0), h2 = Rm.shape(1);
   if (n2 / 2 + 1 != h2) throw py::value_error("`n2` does not match the half-spectrum width");
@@ -515,21 +515,63 @@ void xstep_t(const py::array& Rm, const py::object& Xk, const py::object& Gk, co
   C* tw = opt_output<C>(Tw, "Twork", sg.m1, sg.mh2);
   if (!tw) throw py::value_error("`Twork` is required");
   C* xo = output<C>(X, "X", n1, h2);
+  C* x2 = opt_output<C>(X2, "X2", n1, h2);
   if (!(L > 0) || !(tau1 >= 0)) throw py::value_error("need L > 0 and tau1 >= 0");
   py::gil_scoped_release nogil;
-  K<T>().xstep_solve(ri.data(), ptr(xi), ptr(gi), li.data(), di.data(), sg, tau1, L, tw, xo, threads);
+  K<T>().xstep_solve(ri.data(), ptr(xi), ptr(gi), li.data(), di.data(), sg, tau1, L, tw, xo, x2, threads);
 }
 
 void xstep_py(const py::object& Rmo, const py::object& Xk, const py::object& Gk,
               const py::object& Lam, const py::object& dtd, idx n2, idx s, double tau1, double L,
-              const py::object& Tw, py::array X, int threads) {
+              const py::object& Tw, py::array X, const py::object& X2, int threads) {
   py::array Rm = as_array(Rmo, "Rm");
   if (s < 1) throw py::value_error("`s` must be >= 1");
   if (Rm.dtype().equal(py::dtype::of<std::complex<double>>()))
-    return xstep_t<double>(Rm, Xk, Gk, Lam, dtd, n2, s, tau1, L, Tw, X, threads);
+    return xstep_t<double>(Rm, Xk, Gk, Lam, dtd, n2, s, tau1, L, Tw, X, X2, threads);
   if (Rm.dtype().equal(py::dtype::of<std::complex<float>>()))
-    return xstep_t<float>(Rm, Xk, Gk, Lam, dtd, n2, s, tau1, L, Tw, X, threads);
+    return xstep_t<float>(Rm, Xk, Gk, Lam, dtd, n2, s, tau1, L, Tw, X, X2, threads);
   throw py::type_error("`Rm` must be complex64 or complex128");
+}
+
+template <class T>
+double axpby_t(const py::array& a, const py::object& b, double alpha, double beta, py::array& out,
+               int threads) {
+  if (a.ndim() != 2) throw py::value_error("`a` must be 2-D, got shape " + shape_str(a));
+  const idx n1 = a.shape(0), n2 = a.shape(1);
+  auto ai = input<T>(a, "a", n1, n2);
+  auto bi = opt_input<T>(b, "b", n1, n2);
+  if (!bi.ndim()) throw py::value_error("`b` is required");
+  T* o = output<T>(out, "out", n1, n2);
+  py::gil_scoped_release nogil;
+  return K<T>().axpby(ai.data(), bi.data(), n1, n2, alpha, beta, o, threads);
+}
+
+double axpby_py(const py::object& ao, const py::object& b, double alpha, double beta,
+                py::array out, int threads) {
+  py::array a = as_array(ao, "a");
+  if (is_f64(a)) return axpby_t<double>(a, b, alpha, beta, out, threads);
+  if (is_f32(a)) return axpby_t<float>(a, b, alpha, beta, out, threads);
+  bad_float(a, "a");
+}
+
+template <class T>
+void spectral_scale_t(py::array& Z, const py::object& d, double shift, double scale, int threads) {
+  using C = std::complex<T>;
+  if (Z.ndim() != 2) throw py::value_error("`Z` must be 2-D, got shape " + shape_str(Z));
+  const idx n1 = Z.shape(0), h2 = Z.shape(1);
+  C* z = output<C>(Z, "Z", n1, h2);
+  auto di = opt_input<T>(d, "d", n1, h2);
+  if (!di.ndim()) throw py::value_error("`d` is required");
+  py::gil_scoped_release nogil;
+  K<T>().spectral_scale(z, di.data(), n1, h2, shift, scale, threads);
+}
+
+void spectral_scale_py(py::array Z, const py::object& d, double shift, double scale, int threads) {
+  if (Z.dtype().equal(py::dtype::of<std::complex<double>>()))
+    return spectral_scale_t<double>(Z, d, shift, scale, threads);
+  if (Z.dtype().equal(py::dtype::of<std::complex<float>>()))
+    return spectral_scale_t<float>(Z, d, shift, scale, threads);
+  throw py::type_error("`Z` must be complex64 or complex128");
 }
 
 template <class T>
@@ -620,7 +662,13 @@ PYBIND11_MODULE(_core, m) {
         "out = v - alpha m (v - f).");
   m.def("xstep_solve", &xstep_py, py::arg("Rm"), py::arg("Xk"), py::arg("Gk"), py::arg("Lam"),
         py::arg("dtd"), py::arg("n2"), py::arg("s"), py::arg("tau1"), py::arg("L"),
-        py::arg("Twork"), py::arg("X"), py::arg("threads") = 1);
+        py::arg("Twork"), py::arg("X"), py::arg("X2") = none, py::arg("threads") = 1,
+        "Spectrum of the x-step solution into X (and a copy into X2 when given).");
+  m.def("axpby", &axpby_py, py::arg("a"), py::arg("b"), py::arg("alpha"), py::arg("beta"),
+        py::arg("out"), py::arg("threads") = 1,
+        "out = alpha a + beta b in one pass (out may be a or b); returns ||out||^2.");
+  m.def("spectral_scale", &spectral_scale_py, py::arg("Z"), py::arg("d"), py::arg("shift"),
+        py::arg("scale"), py::arg("threads") = 1, "Z /= (shift + scale d) in place.");
   m.def("mr_residual_energy", &mr_res_py, py::arg("X"), py::arg("Lam"), py::arg("Ym"),
         py::arg("n2"), py::arg("s"), py::arg("threads") = 1);
 }

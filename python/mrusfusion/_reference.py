@@ -131,9 +131,12 @@ def vstep_eval(v, y, w, mask, tau2, gamma, tau3, dk, grad=None, curv=None, threa
     if grad is not None:
         lap = 4 * v64 - np.roll(v64, 1, 0) - np.roll(v64, -1, 0) - np.roll(v64, 1, 1) - np.roll(v64, -1, 1)
         grad[...] = t * (gamma - e) + 2 * tau3 * lap + dk * dw
+    gg = 0.0
+    if grad is not None:
+        gg = float(np.sum(grad.astype(np.float64) ** 2))
     if curv is not None:
         curv[...] = c
-    return val, float(c.min()), float(c.mean()), gval
+    return val, float(c.min()), float(c.mean()), gval, gg
 
 
 def diff_stats(a, b, c=None, mask=None, threads=1):
@@ -165,7 +168,7 @@ def _fold(q, s):
     return q.reshape(s, n1 // s, s, n2 // s).mean(axis=(0, 2))
 
 
-def xstep_solve(Rm, Xk, Gk, Lam, dtd, n2, s, tau1, L, Twork, X, threads=1):
+def xstep_solve(Rm, Xk, Gk, Lam, dtd, n2, s, tau1, L, Twork, X, X2=None, threads=1):
     R = _full(Rm, n2)
     if Xk is not None:
         R = R + L * _full(Xk, n2)
@@ -177,6 +180,17 @@ def xstep_solve(Rm, Xk, Gk, Lam, dtd, n2, s, tau1, L, Twork, X, threads=1):
     T = _fold(lam * R / phi, s) / (1 + W)
     out = R / phi - np.conj(lam) * np.tile(T, (s, s)) / phi
     X[...] = out[:, : X.shape[1]]
+    if X2 is not None:
+        X2[...] = X
+
+
+def axpby(a, b, alpha, beta, out, threads=1):
+    out[...] = alpha * a.astype(np.float64) + beta * b.astype(np.float64)
+    return float(np.sum(out.astype(np.float64) ** 2))
+
+
+def spectral_scale(Z, d, shift, scale, threads=1):
+    Z /= shift + scale * d
 
 
 def mr_residual_energy(X, Lam, Ym, n2, s, threads=1):

@@ -103,6 +103,11 @@ class FourierProblem:
         flat = spec.view(self.dtype).reshape(-1)
         return flat[: self.shape[0] * self.shape[1]].reshape(self.shape)
 
+    def flat(self, spec: np.ndarray) -> np.ndarray:
+        """A half spectrum seen as an (n1, 2 (n2/2 + 1)) real array (same memory), for the
+        real-valued vector kernels."""
+        return spec.view(self.dtype)
+
     def empty_spec(self) -> np.ndarray:
         """An aligned half-spectrum buffer."""
         return pyfftw.empty_aligned(self.hshape, dtype=self.cdtype)
@@ -133,13 +138,28 @@ class FourierProblem:
         self._inv(input_array=self._spec, output_array=out, normalise_idft=True)
         return out
 
-    def solve(self, L: float, tau1: float, Xk=None, Gk=None, out: Optional[np.ndarray] = None) -> np.ndarray:
+    def solve(self, L: float, tau1: float, Xk=None, Gk=None, out: Optional[np.ndarray] = None,
+              image: Optional[np.ndarray] = None) -> np.ndarray:
         """Spectrum of ``argmin_x 1/2||y_m - S C x||^2 + tau1||grad x||^2 + L/2||x - z||^2`` with
-        ``fft2(z) = Xk - Gk / L`` (Woodbury closed form; ``Xk``, ``Gk`` may be None = 0)."""
+        ``fft2(z) = Xk - Gk / L`` (Woodbury closed form; ``Xk``, ``Gk`` may be None = 0).
+
+        With ``image``, also writes the solution itself there: the kernel leaves a copy of the
+        spectrum in the inverse plan's input, so no separate copy pass is needed."""
         if out is None:
             out = self.empty_spec()
+        second = self._spec if image is not None else None
         self.kernels.xstep_solve(self.rhs_mr, Xk, Gk, self.lam, self.dtd, self.shape[1], self.ratio,
-                          float(tau1), float(L), self._twork, out, self.threads)
+                                 float(tau1), float(L), self._twork, out, second, self.threads)
+        if image is not None:
+            self._inv(input_array=self._spec, output_array=image, normalise_idft=True)
+        return out
+
+    def smooth(self, r: np.ndarray, out: np.ndarray, shift: float, scale: float) -> np.ndarray:
+        """``out = irfft2(rfft2(r) / (shift + scale |D|^2))``: one forward and one inverse FFT,
+        scaled in place in the plans' own buffer (the v-step preconditioner)."""
+        self._fwd(input_array=r, output_array=self._spec)
+        self.kernels.spectral_scale(self._spec, self.dtd, float(shift), float(scale), self.threads)
+        self._inv(input_array=self._spec, output_array=out, normalise_idft=True)
         return out
 
     def mr_residual(self, X: np.ndarray) -> float:

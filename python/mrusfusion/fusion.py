@@ -423,10 +423,10 @@ def fuse(mr, us, *, ratio: Optional[int] = None, degree: int = 4, tau1: Optional
                 beta = (t_mom - 1.0) / t_next
             tl = time.perf_counter()
             if beta > 0:
-                bx = dtype.type(beta)
-                np.subtract(x, x_prev, out=xe); xe *= bx; xe += x
-                np.subtract(X, X_prev, out=Xe); Xe *= bx; Xe += X
-                np.subtract(v, v_prev, out=vt); vt *= bx; vt += v
+                # y = (1 + beta) y_k - beta y_{k-1}, one pass each (spectra as real views).
+                K.axpby(x, x_prev, 1.0 + beta, -beta, xe, nt)
+                K.axpby(fp.flat(X), fp.flat(X_prev), 1.0 + beta, -beta, fp.flat(Xe), nt)
+                K.axpby(v, v_prev, 1.0 + beta, -beta, vt, nt)
                 xb, Xb = xe, Xe
                 Hb = coupling(xb, vt, f, fx, fg)  # the base set now holds the extrapolated point
                 base_is_current = False
@@ -449,8 +449,7 @@ def fuse(mr, us, *, ratio: Optional[int] = None, degree: int = 4, tau1: Optional
             H0 = t4 * Hb
             L = max(L / lam, floor)
             for n_trials in range(1, 201):
-                fp.solve(L, t1, Xb, Gs, out=Xt)
-                fp.inverse(Xt, xt)
+                fp.solve(L, t1, Xb, Gs, out=Xt, image=xt)
                 tl = time.perf_counter()
                 Ht = t4 * coupling(xt, vb, ft, fxt, fgt)
                 t_link += time.perf_counter() - tl

@@ -61,92 +61,95 @@ class VStepSolver:
         self.tol, self.max_newton, self.max_cg = float(tol), int(max_newton), int(max_cg)
         self.threads = fourier.threads
         self._own = []
-        self.zspec = fourier.empty_spec()
 
     def value(self, v, w=None, dk: float = 0.0) -> float:
         """``G_k(v)`` (with ``w=None`` and ``dk=0``: ``G(v)`` of the objective)."""
-        val, _, _, _ = self._k.vstep_eval(v, self.y, w, self.mask, self.tau2, self.gamma,
-                                          self.tau3, dk, None, None, self.threads)
+        val = self._k.vstep_eval(v, self.y, w, self.mask, self.tau2, self.gamma, self.tau3, dk,
+                                 None, None, self.threads)[0]
         return val
 
-    def _precondition(self, r, out, shift: float) -> None:
-        fp = self.fp
-        fp.forward(r, self.zspec)
-        self.zspec /= (shift + 2.0 * self.tau3 * fp.dtd)
-        fp.inverse(self.zspec, out)
-
     def _buffers(self, scratch):
-        """Ten work images: the caller's free ``scratch`` first, then our own (made once)."""
-        scratch = list(scratch or [])[:10]
-        while len(self._own) < 10 - len(scratch):
+        """Nine work images: the caller's free ``scratch`` first, then our own (made once)."""
+        scratch = list(scratch or [])[:9]
+        while len(self._own) < 9 - len(scratch):
             self._own.append(self.fp.empty_real())
-        return scratch + self._own[: 10 - len(scratch)]
+        return scratch + self._own[: 9 - len(scratch)]
 
     def solve(self, v, w=None, dk: float = 0.0, scratch=None) -> VStepInfo:
         """Minimise ``G_k`` in place, starting from ``v``; never increases ``G_k``.
 
         ``scratch``: images the caller does not need during this call, used as work space.
         """
-        K, nt = self._k, self.threads
-        g, c, gt, ct, p, r, s, hs, z, trial = self._buffers(scratch)
+        K, nt, fp = self._k, self.threads, self.fp
+        g, c, gt, ct, p, r, s, hs, cur = self._buffers(scratch)
+        z = hs  # the preconditioned residual and the Hessian product are never live together
         args = (self.y, w, self.mask, self.tau2, self.gamma, self.tau3, dk)
-        val, cmin, cmean, gval = K.vstep_eval(v, *args, g, c, nt)
-        # Inner products through the core (deterministic, our threads): a BLAS dot with its own
-        # thread pool took 11 ms at 256x256 on a busy 2-core machine, 700x the single-thread time.
-        norm = lambda a: np.sqrt(K.dot(a, a, nt))
-        vnorm = float(norm(v)) or 1.0
-        cg_it, g0 = 0, None
-        for it in range(self.max_newton + 1):
-            gnorm = float(norm(g))
-            mu = dk + cmin
-            if mu <= 0:  # masked pixels without coupling: fall back to the mean curvature
-                mu = dk + cmean
-            thresh = self.tol * mu * vnorm
-            if not np.isfinite(val) or gnorm <= thresh or it == self.max_newton:
-                return VStepInfo(it, cg_it, gnorm, thresh, gnorm <= thresh, val, gval)
-            g0 = gnorm if g0 is None else g0
-            eta = 0.5 * min(0.5, np.sqrt(gnorm / g0))
-            # PCG on H p = -g with the Fourier-diagonal preconditioner.
-            p.fill(0.0)
-            np.negative(g, out=r)
-            shift = cmean + dk
-            self._precondition(r, z, shift)
-            np.copyto(s, z)
-            rz = K.dot(r, z, nt)
-            for _ in range(self.max_cg):
-                cg_it += 1
-                shs = K.dtd_apply(s, c, dk, 2.0 * self.tau3, hs, nt)
-                if not shs > 0:
-                    break
-                alpha = rz / shs
-                p += alpha * s
-                r -= alpha * hs
-                if norm(r) <= eta * gnorm:
-                    break
-                self._precondition(r, z, shift)
-                rz_new = K.dot(r, z, nt)
-                if not 0.0 < rz_new < np.inf:
-                    break
-                s *= rz_new / rz
-                s += z
-                rz = rz_new
-            slope = K.dot(g, p, nt)
-            if not slope < 0:  # inexact CG gave no descent direction: take a scaled gradient step
-                scale = 1.0 / max(cmean + dk + 8.0 * self.tau3, 1e-300)
-                np.multiply(g, -scale, out=p)
-                slope = -scale * gnorm**2
-            # Armijo backtracking; the trial's gradient is the next Newton step's.
-            t = 1.0
-            for _ in range(60):
-                np.multiply(p, t, out=trial)
-                trial += v
-                tv = K.vstep_eval(trial, *args, gt, ct, nt)
-                if tv[0] <= val + 1e-4 * t * slope:
-                    break
-                t *= 0.5
-            else:
-                return VStepInfo(it, cg_it, gnorm, thresh, False, val, gval)
-            np.copyto(v, trial)
-            val, cmin, cmean, gval = tv
-            g, gt, c, ct = gt, g, ct, c
-        raise AssertionError("unreachable")  # pragma: no cover
+        val, cmin, cmean, gval, gg = K.vstep_eval(v, *args, g, c, nt)
+        # Inner products and vector updates through the core (one pass each, deterministic, our
+        # threads): a BLAS dot with its own thread pool took 11 ms at 256x256 on a busy 2-core
+        # machine, 700x the single-thread time.
+        vnorm = float(np.sqrt(K.dot(v, v, nt))) or 1.0
+        x, trial = v, cur  # the iterate lives in v or in our buffer; v gets it back at the end
+        cg_it, g0, it = 0, None, 0
+        tau3x2 = 2.0 * self.tau3
+        try:
+            for it in range(self.max_newton + 1):
+                gnorm = float(np.sqrt(gg))
+                mu = dk + cmin
+                if mu <= 0:  # masked pixels without coupling: fall back to the mean curvature
+                    mu = dk + cmean
+                thresh = self.tol * mu * vnorm
+                if not np.isfinite(val) or gnorm <= thresh or it == self.max_newton:
+                    return VStepInfo(it, cg_it, gnorm, thresh, gnorm <= thresh, val, gval)
+                g0 = gnorm if g0 is None else g0
+                eta = 0.5 * min(0.5, np.sqrt(gnorm / g0))
+                # PCG on H p = -g from p = 0, preconditioned by (c_mean + d + 2 tau3 |D|^2)^-1.
+                np.negative(g, out=r)
+                shift = cmean + dk
+                fp.smooth(r, s, shift, tau3x2)  # the first direction is the preconditioned residual
+                rz = K.dot(r, s, nt)
+                first = True
+                for _ in range(self.max_cg):
+                    cg_it += 1
+                    shs = K.dtd_apply(s, c, dk, tau3x2, hs, nt)
+                    if not shs > 0:
+                        if first:
+                            p.fill(0.0)
+                        break
+                    alpha = rz / shs
+                    if first:
+                        K.axpby(s, s, alpha, 0.0, p, nt)
+                        first = False
+                    else:
+                        K.axpby(p, s, 1.0, alpha, p, nt)
+                    rr = K.axpby(r, hs, 1.0, -alpha, r, nt)
+                    if np.sqrt(rr) <= eta * gnorm:
+                        break
+                    fp.smooth(r, z, shift, tau3x2)
+                    rz_new = K.dot(r, z, nt)
+                    if not 0.0 < rz_new < np.inf:
+                        break
+                    K.axpby(z, s, 1.0, rz_new / rz, s, nt)
+                    rz = rz_new
+                slope = K.dot(g, p, nt)
+                if not slope < 0:  # inexact CG gave no descent direction: a scaled gradient step
+                    scale = 1.0 / max(cmean + dk + 8.0 * self.tau3, 1e-300)
+                    K.axpby(g, g, -scale, 0.0, p, nt)
+                    slope = -scale * gnorm**2
+                # Armijo backtracking; the trial's gradient is the next Newton step's.
+                t = 1.0
+                for _ in range(60):
+                    K.axpby(x, p, 1.0, t, trial, nt)
+                    tv = K.vstep_eval(trial, *args, gt, ct, nt)
+                    if tv[0] <= val + 1e-4 * t * slope:
+                        break
+                    t *= 0.5
+                else:
+                    return VStepInfo(it, cg_it, gnorm, thresh, False, val, gval)
+                x, trial = trial, x
+                val, cmin, cmean, gval, gg = tv
+                g, gt, c, ct = gt, g, ct, c
+            raise AssertionError("unreachable")  # pragma: no cover
+        finally:
+            if x is not v:
+                np.copyto(v, x)

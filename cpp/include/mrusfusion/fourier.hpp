@@ -40,13 +40,14 @@ void xstep_solve(const std::complex<T>* MRF_RESTRICT Rm_, const std::complex<T>*
                  const std::complex<T>* MRF_RESTRICT Gk_, const std::complex<T>* MRF_RESTRICT Lam_,
                  const T* MRF_RESTRICT dtd, const SpectralGrid& sg, double tau1, double L,
                  std::complex<T>* MRF_RESTRICT Twork_, std::complex<T>* MRF_RESTRICT X_,
-                 int threads) {
+                 std::complex<T>* MRF_RESTRICT X2_, int threads) {
   const T* Rm = reinterpret_cast<const T*>(Rm_);
   const T* Xk = reinterpret_cast<const T*>(Xk_);
   const T* Gk = reinterpret_cast<const T*>(Gk_);
   const T* Lam = reinterpret_cast<const T*>(Lam_);
   T* Tw = reinterpret_cast<T*>(Twork_);
   T* X = reinterpret_cast<T*>(X_);
+  T* X2 = reinterpret_cast<T*>(X2_);  // optional second copy (the inverse FFT's input buffer)
   const T tl = static_cast<T>(L), t1 = static_cast<T>(2.0 * tau1);
   const T inv_s2 = T(1) / static_cast<T>(sg.s * sg.s);
   const T xs = Xk ? tl : T(0), gs = Gk ? T(1) : T(0);
@@ -108,6 +109,8 @@ void xstep_solve(const std::complex<T>* MRF_RESTRICT Rm_, const std::complex<T>*
       run(0, direct, Tw + 2 * (kk * sg.mh2), 1, T(1));
       if (direct < width) run(direct, width, Tw + 2 * (kn * sg.mh2 + sg.m2), -1, T(-1));
     }
+    if (X2)
+      for (idx k = 2 * k1 * sg.h2; k < 2 * (k1 + 1) * sg.h2; ++k) X2[k] = X[k];
   });
 }
 

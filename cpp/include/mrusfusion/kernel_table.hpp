@@ -27,7 +27,9 @@ struct KernelTable {
   void (*diff_stats)(const T*, const T*, const T*, const T*, idx, idx, double*, int);
   void (*prox_target)(const T*, const T*, const T*, idx, double, T*, int);
   void (*xstep_solve)(const C*, const C*, const C*, const C*, const T*, const SpectralGrid&,
-                      double, double, C*, C*, int);
+                      double, double, C*, C*, C*, int);
+  double (*axpby)(const T*, const T*, idx, idx, double, double, T*, int);
+  void (*spectral_scale)(C*, const T*, idx, idx, double, double, int);
   double (*mr_residual_energy)(const C*, const C*, const C*, const SpectralGrid&, int);
 };
 

@@ -56,23 +56,24 @@ void log_rayleigh_prox(const T* MRF_RESTRICT a, const T* MRF_RESTRICT y,
 
 // Value of G_k at v (d = 0 and w = nullptr give G(v) of the objective) and, when grad is
 // non-null, its gradient; when curv is non-null, the data-term curvature tau2 m exp(y - v).
-// stats (if non-null) receives [min curvature, mean curvature, G(v)] where G(v) is the value
-// without the proximal term d/2 ||v - w||^2.
+// stats (if non-null) receives [min curvature, mean curvature, G(v), ||grad||^2] where G(v) is
+// the value without the proximal term d/2 ||v - w||^2 (||grad||^2 is 0 without grad).
 template <class T>
 double vstep_eval(const T* MRF_RESTRICT v, const T* MRF_RESTRICT y, const T* MRF_RESTRICT w,
                   const T* MRF_RESTRICT mask, idx n1, idx n2, double tau2, double gamma,
                   double tau3, double dk, T* MRF_RESTRICT grad, T* MRF_RESTRICT curv,
                   double* stats, int threads) {
   std::vector<double> cmin(static_cast<size_t>(n1)), csum(static_cast<size_t>(n1)),
-      prox(static_cast<size_t>(n1));
+      prox(static_cast<size_t>(n1)), gsq(static_cast<size_t>(n1));
   // Per-pixel arithmetic in double even for float32 images: evaluated in float, G(v) carried
   // rounding noise of ~1e-7 per pixel, which the line searches and psi comparisons then saw.
   using P = double;
   const P t2 = tau2, t3 = tau3, gm = gamma, dkt = dk, hd = 0.5 * dk, lim = 80.0;
-  const double val = sum_rows_scratch(n1, 3 * n2, threads, [&](idx i, double* buf) MRF_FLATTEN {
+  const double val = sum_rows_scratch(n1, 4 * n2, threads, [&](idx i, double* buf) MRF_FLATTEN {
     double* obj = buf;        // G(v) per pixel
     double* px = buf + n2;    // d/2 (v - w)^2 per pixel
     double* cv = buf + 2 * n2;  // curvature per pixel
+    double* g2 = buf + 3 * n2;  // squared gradient per pixel
     const T* r = v + i * n2;
     const T* rp = v + prev_row(i, n1) * n2;
     const T* rn = v + next_row(i, n1) * n2;
@@ -98,6 +99,7 @@ double vstep_eval(const T* MRF_RESTRICT v, const T* MRF_RESTRICT y, const T* MRF
             if constexpr (HG) {
               const P lap = 4.0 * vj - r[jm] - r[jp] - rp[j] - rn[j];
               gr[j] = static_cast<T>(t * (gm - e) + 2.0 * t3 * lap + dkt * dw);
+              g2[j] = static_cast<double>(gr[j]) * static_cast<double>(gr[j]);
             }
           });
         });
@@ -110,6 +112,7 @@ double vstep_eval(const T* MRF_RESTRICT v, const T* MRF_RESTRICT y, const T* MRF
     cmin[static_cast<size_t>(i)] = mn;
     csum[static_cast<size_t>(i)] = row_sum(cv, n2);
     prox[static_cast<size_t>(i)] = row_sum(px, n2);
+    gsq[static_cast<size_t>(i)] = gr ? row_sum(g2, n2) : 0.0;
     return row_sum(obj, n2);
   });
   if (stats) {
@@ -122,6 +125,9 @@ double vstep_eval(const T* MRF_RESTRICT v, const T* MRF_RESTRICT y, const T* MRF
     stats[0] = mn;
     stats[1] = sm / static_cast<double>(n1 * n2);
     stats[2] = val;
+    double gg = 0.0;
+    for (double q : gsq) gg += q;
+    stats[3] = gg;
     return val + pr;
   }
   double pr = 0.0;

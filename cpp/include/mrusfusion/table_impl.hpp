@@ -5,6 +5,7 @@
 #include "log_rayleigh.hpp"
 #include "polynomial.hpp"
 #include "stencils.hpp"
+#include "vector_ops.hpp"
 
 namespace mrusfusion::MRF_NS {
 
@@ -25,6 +26,8 @@ KernelTable<T> make_table() {
   k.prox_target = &prox_target<T>;
   k.xstep_solve = &xstep_solve<T>;
   k.mr_residual_energy = &mr_residual_energy<T>;
+  k.axpby = &axpby<T>;
+  k.spectral_scale = &spectral_scale<T>;
   return k;
 }
 

@@ -1,0 +1,46 @@
+// Whole-image vector updates of the solvers, fused into one pass each (in NumPy they took two or
+// three passes and a temporary): out = alpha a + beta b with its squared norm, and the diagonal
+// spectral scaling of the v-step preconditioner.
+#pragma once
+#include <complex>
+
+#include "common.hpp"
+
+namespace mrusfusion::MRF_NS {
+
+// out = alpha a + beta b over n1 rows of n2 values; returns ||out||^2 (rows summed in order, so
+// independent of the thread count). out may be a or b: each row is formed in a double buffer
+// first, which keeps both loops free of aliasing.
+template <class T>
+double axpby(const T* a, const T* b, idx n1, idx n2, double alpha, double beta, T* out,
+             int threads) {
+  return sum_rows_scratch(n1, n2, threads, [&](idx i, double* MRF_RESTRICT buf) MRF_FLATTEN {
+    const T* MRF_RESTRICT ar = a + i * n2;
+    const T* MRF_RESTRICT br = b + i * n2;
+    for (idx j = 0; j < n2; ++j)
+      buf[j] = alpha * static_cast<double>(ar[j]) + beta * static_cast<double>(br[j]);
+    T* MRF_RESTRICT o = out + i * n2;
+    for (idx j = 0; j < n2; ++j) {
+      o[j] = static_cast<T>(buf[j]);
+      buf[j] = static_cast<double>(o[j]) * static_cast<double>(o[j]);
+    }
+    return row_sum(buf, n2);
+  });
+}
+
+// Z /= (shift + scale * d) in place, Z complex and d real, both (n1, h2).
+template <class T>
+void spectral_scale(std::complex<T>* Z_, const T* MRF_RESTRICT d, idx n1, idx h2, double shift,
+                    double scale, int threads) {
+  T* MRF_RESTRICT Z = reinterpret_cast<T*>(Z_);
+  const T sh = static_cast<T>(shift), sc = static_cast<T>(scale);
+  for_rows(n1, threads, [&](idx i) MRF_FLATTEN {
+    for (idx j = i * h2; j < (i + 1) * h2; ++j) {
+      const T inv = T(1) / (sh + sc * d[j]);
+      Z[2 * j] *= inv;
+      Z[2 * j + 1] *= inv;
+    }
+  });
+}
+
+}  // namespace mrusfusion::MRF_NS

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
+import pyfftw
 
 from . import _core
 from . import _reference as ref
@@ -58,7 +59,10 @@ def _case(n: int, ratio: int, dtype):
 
 
 def _iteration_times(mr, us, iters: int, threads: int, backend: str = "native", **kw):
+    """Median wall time of one PALM iteration. The problem's FFTs are planned with
+    FFTW_MEASURE, as is the reference FFT pair, so that both use the same quality of plan."""
     stamps: List[float] = []
+    kw.setdefault("planner_effort", "FFTW_MEASURE")
     res = fuse(mr, us, max_iter=iters, tol=0, threads=threads, _backend=backend,
                callback=lambda s: stamps.append(time.perf_counter()), **kw)
     per_iter = np.diff(stamps)
@@ -92,8 +96,10 @@ def kernel_ratios(n: int = 600, dtype=np.float64, threads: Sequence[int] = (1, 2
         "vstep_eval (value, gradient)": lambda K, t: K.vstep_eval(v, y, w, None, 1.0, 1.01, 0.5, 0.2, outs[3], outs[4], t),
         "dtd_apply (Hessian product)": lambda K, t: K.dtd_apply(x, y, 0.1, 0.5, outs[5], t),
         "log_rayleigh_prox": lambda K, t: K.log_rayleigh_prox(a, y, None, 0.5, 1.01, 2.0, outs[5], t),
-        "xstep_solve (Woodbury)": lambda K, t: K.xstep_solve(fp.rhs_mr, Xk, Gk, fp.lam, fp.dtd, n, 4, 0.1, 0.5, fp._twork, Xo, t),
+        "xstep_solve (Woodbury)": lambda K, t: K.xstep_solve(fp.rhs_mr, Xk, Gk, fp.lam, fp.dtd, n, 4, 0.1, 0.5, fp._twork, Xo, None, t),
         "diff_stats": lambda K, t: K.diff_stats(x, v, y, None, t),
+        "axpby (with norm)": lambda K, t: K.axpby(x, v, 1.3, -0.3, outs[5], t),
+        "spectral_scale": lambda K, t: K.spectral_scale(Xo, fp.dtd, 1.0, 0.5, t),
     }
     out = {}
     for name, call in calls.items():
@@ -153,8 +159,11 @@ def run_benchmark(sizes: Sequence[int] = (256, 600, 1200, 2400), *, iters: int =
                 dt = np.dtype(dname)
                 mr, us, _ = _case(n, ratio, dt)
                 for t in thread_set:
-                    fft = fft_pair_ms(n, dt, t)
+                    # The FFT pair is timed before and after the iterations and the two medians
+                    # averaged: on a shared machine the load drifts within a run.
+                    fft_before = fft_pair_ms(n, dt, t)
                     res, it_ms = _iteration_times(mr, us, iters, t)
+                    fft = 0.5 * (fft_before + fft_pair_ms(n, dt, t))
                     T = res.timings
                     k = max(res.n_iter, 1)
                     row = {"size": n, "ratio": ratio, "dtype": dname, "threads": t,
@@ -197,6 +206,15 @@ def run_benchmark(sizes: Sequence[int] = (256, 600, 1200, 2400), *, iters: int =
                  "inertial": {"seconds": t_fast, "iterations": fast.n_iter,
                               "objective": float(fast.objective[-1]), "restarts": fast.restarts,
                               "reached": fast.stop_reason == "stopped by callback"}}
+        # What a user gets: fuse() with every default (FFTW_ESTIMATE, tol 1e-4), set-up included,
+        # and the same with FFTW_MEASURE plans (planning included).
+        for key, kw in (("default", {}), ("measure", {"planner_effort": "FFTW_MEASURE"})):
+            pyfftw.forget_wisdom()  # time the planning as a first fusion of this size would
+            t0 = time.perf_counter()
+            res = fuse(mr, us, **kw)
+            entry[key] = {"seconds": time.perf_counter() - t0, "iterations": res.n_iter,
+                          "setup_seconds": res.timings["setup"], "converged": res.converged,
+                          "iter_ms": (res.timings["total"] - res.timings["setup"]) / max(res.n_iter, 1) * 1e3}
         p, q = entry["plain"], entry["inertial"]
         entry["speedup"] = t_plain / t_fast
         entry["objective_rel_diff"] = (q["objective"] - p["objective"]) / abs(p["objective"])
@@ -204,6 +222,10 @@ def run_benchmark(sizes: Sequence[int] = (256, 600, 1200, 2400), *, iters: int =
         log(f"convergence {n}x{n}: plain {p['iterations']} it {p['seconds']:.2f} s, inertial "
             f"{q['iterations']} it {q['seconds']:.2f} s to the same objective, speed-up "
             f"{entry['speedup']:.2f}, objective rel. diff {entry['objective_rel_diff']:.1e}")
+        d, mm = entry["default"], entry["measure"]
+        log(f"fuse() to convergence {n}x{n}: {d['iterations']} it, {d['seconds']:.2f} s "
+            f"(set-up {d['setup_seconds']:.2f} s); with FFTW_MEASURE {mm['seconds']:.2f} s "
+            f"(set-up and planning {mm['setup_seconds']:.2f} s)")
     rec["kernel_size"] = 600 if 600 in sizes else min(sizes)
     rec["kernels"] = kernel_ratios(rec["kernel_size"], threads=thread_set)
     for name, kr in rec["kernels"].items():
@@ -258,6 +280,16 @@ def markdown(rec: dict) -> str:
             p, q = c["plain"], c["inertial"]
             lines.append(f"| {c['size']} | {p['iterations']} it, {p['seconds']:.2f} s | {q['iterations']} it, "
                          f"{q['seconds']:.2f} s | {c['speedup']:.2f}x | {c['objective_rel_diff']:.1e} |")
+        lines += ["", "fuse() with its defaults (FFTW_ESTIMATE plans, tol 1e-4, inertial PALM) to convergence, "
+                  "set-up included; and the same with FFTW_MEASURE, planning included.", "",
+                  "| size | iterations | seconds | set-up s | ms/iter | FFTW_MEASURE seconds | its set-up and planning s |",
+                  "|---|---|---|---|---|---|---|"]
+        for c in rec["convergence"]:
+            if "default" not in c:
+                continue
+            d, mm = c["default"], c["measure"]
+            lines.append(f"| {c['size']} | {d['iterations']} | {d['seconds']:.2f} | {d['setup_seconds']:.2f} | "
+                         f"{d['iter_ms']:.1f} | {mm['seconds']:.2f} | {mm['setup_seconds']:.2f} |")
     if rec["kernels"]:
         kn = rec.get("kernel_size", 600)
         lines += ["", f"| kernel ({kn}x{kn} float64) | native 1 thread ms | NumPy ms | speed-up | 1 -> 2 threads |",

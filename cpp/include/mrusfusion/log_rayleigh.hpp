@@ -141,25 +141,27 @@ template <class T>
 void diff_stats(const T* MRF_RESTRICT a, const T* MRF_RESTRICT b, const T* MRF_RESTRICT c,
                 const T* MRF_RESTRICT mask, idx n1, idx n2, double* out, int threads) {
   std::vector<double> p1(static_cast<size_t>(n1)), p2(static_cast<size_t>(n1));
-  out[2] = sum_rows_scratch(n1, 4 * n2, threads, [&](idx i, double* buf) MRF_FLATTEN {
+  // One pass, sums in registers: `omp simd reduction` lets the compiler split each row's sum
+  // into vector lanes, in a fixed order for a given build (so thread counts cannot change it).
+  out[2] = sum_rows(n1, threads, [&](idx i) MRF_FLATTEN {
     const idx o = i * n2;
-    double* d = buf;
-    double* dc = buf + n2;
-    double* dd = buf + 2 * n2;
-    double* bb = buf + 3 * n2;
-    for (idx j = 0; j < n2; ++j) {
-      d[j] = static_cast<double>(a[o + j]) - static_cast<double>(b[o + j]);
-      bb[j] = static_cast<double>(b[o + j]) * static_cast<double>(b[o + j]);
-    }
-    if (c)
-      for (idx j = 0; j < n2; ++j) dc[j] = d[j] * static_cast<double>(c[o + j]);
-    if (mask)
-      for (idx j = 0; j < n2; ++j) dd[j] = static_cast<double>(mask[o + j]) * d[j] * d[j];
-    else
-      for (idx j = 0; j < n2; ++j) dd[j] = d[j] * d[j];
-    p1[static_cast<size_t>(i)] = c ? row_sum(dc, n2) : 0.0;
-    p2[static_cast<size_t>(i)] = row_sum(dd, n2);
-    return row_sum(bb, n2);
+    double sdc = 0.0, sdd = 0.0, sbb = 0.0;
+    with_flag(c != nullptr, [&](auto HC) {
+      with_flag(mask != nullptr, [&](auto HM) {
+#pragma omp simd reduction(+ : sdc, sdd, sbb)
+        for (idx j = 0; j < n2; ++j) {
+          const double bj = static_cast<double>(b[o + j]);
+          const double d = static_cast<double>(a[o + j]) - bj;
+          if constexpr (HC) sdc += d * static_cast<double>(c[o + j]);
+          if constexpr (HM) sdd += static_cast<double>(mask[o + j]) * d * d;
+          else sdd += d * d;
+          sbb += bj * bj;
+        }
+      });
+    });
+    p1[static_cast<size_t>(i)] = sdc;
+    p2[static_cast<size_t>(i)] = sdd;
+    return sbb;
   });
   double s1 = 0.0, s2 = 0.0;
   for (idx i = 0; i < n1; ++i) {
@@ -173,10 +175,12 @@ void diff_stats(const T* MRF_RESTRICT a, const T* MRF_RESTRICT b, const T* MRF_R
 // <a, b> accumulated in double, rows in a fixed order (no BLAS: its threads fought ours).
 template <class T>
 double dot(const T* MRF_RESTRICT a, const T* MRF_RESTRICT b, idx n1, idx n2, int threads) {
-  return sum_rows_scratch(n1, n2, threads, [&](idx i, double* buf) MRF_FLATTEN {
+  return sum_rows(n1, threads, [&](idx i) MRF_FLATTEN {
     const idx o = i * n2;
-    for (idx j = 0; j < n2; ++j) buf[j] = static_cast<double>(a[o + j]) * static_cast<double>(b[o + j]);
-    return row_sum(buf, n2);
+    double sab = 0.0;
+#pragma omp simd reduction(+ : sab)
+    for (idx j = 0; j < n2; ++j) sab += static_cast<double>(a[o + j]) * static_cast<double>(b[o + j]);
+    return sab;
   });
 }
 

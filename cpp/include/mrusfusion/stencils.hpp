@@ -53,7 +53,7 @@ template <class T>
 double dtd_apply(const T* MRF_RESTRICT p, idx n1, idx n2, const T* MRF_RESTRICT a_px, double a,
                  double b, T* MRF_RESTRICT out, int threads) {
   const T ta = static_cast<T>(a), tb = static_cast<T>(b);
-  return sum_rows_scratch(n1, n2, threads, [&](idx i, double* pr) MRF_FLATTEN {
+  return sum_rows(n1, threads, [&](idx i) MRF_FLATTEN {
     const T* r = p + i * n2;
     const T* rp = p + prev_row(i, n1) * n2;
     const T* rn = p + next_row(i, n1) * n2;
@@ -65,10 +65,12 @@ double dtd_apply(const T* MRF_RESTRICT p, idx n1, idx n2, const T* MRF_RESTRICT 
         T diag = ta;
         if constexpr (HA) diag += ap[j];
         o[j] = diag * r[j] + tb * lap;
-        pr[j] = static_cast<double>(r[j]) * static_cast<double>(o[j]);
       });
     });
-    return row_sum(pr, n2);
+    double s = 0.0;
+#pragma omp simd reduction(+ : s)
+    for (idx j = 0; j < n2; ++j) s += static_cast<double>(r[j]) * static_cast<double>(o[j]);
+    return s;
   });
 }
 

@@ -105,15 +105,27 @@ double vstep_eval(const T* MRF_RESTRICT v, const T* MRF_RESTRICT y, const T* MRF
         });
       });
     });
-    double mn = INFINITY;
-    for (idx j = 0; j < n2; ++j) mn = std::min(mn, cv[j]);
-    if (curv)
-      for (idx j = 0; j < n2; ++j) curv[i * n2 + j] = static_cast<T>(cv[j]);
+    // All of the row's sums and its minimum curvature in one vectorised pass.
+    double mn = INFINITY, so = 0.0, sp = 0.0, sc = 0.0, sg = 0.0;
+    T* cr = curv ? curv + i * n2 : nullptr;
+    with_flag(cr != nullptr, [&](auto HC) {
+      with_flag(gr != nullptr, [&](auto HG) {
+#pragma omp simd reduction(+ : so, sp, sc, sg) reduction(min : mn)
+        for (idx j = 0; j < n2; ++j) {
+          mn = mn < cv[j] ? mn : cv[j];
+          so += obj[j];
+          sp += px[j];
+          sc += cv[j];
+          if constexpr (HG) sg += g2[j];
+          if constexpr (HC) cr[j] = static_cast<T>(cv[j]);
+        }
+      });
+    });
     cmin[static_cast<size_t>(i)] = mn;
-    csum[static_cast<size_t>(i)] = row_sum(cv, n2);
-    prox[static_cast<size_t>(i)] = row_sum(px, n2);
-    gsq[static_cast<size_t>(i)] = gr ? row_sum(g2, n2) : 0.0;
-    return row_sum(obj, n2);
+    csum[static_cast<size_t>(i)] = sc;
+    prox[static_cast<size_t>(i)] = sp;
+    gsq[static_cast<size_t>(i)] = sg;
+    return so;
   });
   if (stats) {
     double mn = INFINITY, sm = 0.0, pr = 0.0;

@@ -105,6 +105,17 @@ inline double row_sum(const double* MRF_RESTRICT a, idx n) {
   return (s0 + s1) + (s2 + s3);
 }
 
+// sum_j a[j] b[j] over one row, in double. Reductions live in plain functions with local
+// accumulators: an `omp simd reduction` over variables a lambda captured by reference kept them
+// in memory, and GCC then ran the loop scalar or with emulated gathers.
+template <class T>
+MRF_INLINE double dot_row(const T* MRF_RESTRICT a, const T* MRF_RESTRICT b, idx n) {
+  double s = 0.0;
+#pragma omp simd reduction(+ : s)
+  for (idx j = 0; j < n; ++j) s += static_cast<double>(a[j]) * static_cast<double>(b[j]);
+  return s;
+}
+
 // Apply row(i) to every row in parallel (no reduction).
 template <class Row>
 inline void for_rows(idx n1, int threads, Row&& row) {

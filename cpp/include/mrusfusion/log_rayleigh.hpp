@@ -54,6 +54,29 @@ void log_rayleigh_prox(const T* MRF_RESTRICT a, const T* MRF_RESTRICT y,
   });
 }
 
+// [min cv, sum obj, sum px, sum cv, sum g2] of one row of vstep_eval, copying cv to cr (when
+// HC) in the same pass; a plain function for the reason given at dot_row.
+template <bool HC, bool HG, class T>
+MRF_INLINE void vstep_row_sums(const double* MRF_RESTRICT obj, const double* MRF_RESTRICT px,
+                               const double* MRF_RESTRICT cv, const double* MRF_RESTRICT g2,
+                               T* MRF_RESTRICT cr, idx n, double* out) {
+  double mn = INFINITY, so = 0.0, sp = 0.0, sc = 0.0, sg = 0.0;
+#pragma omp simd reduction(+ : so, sp, sc, sg) reduction(min : mn)
+  for (idx j = 0; j < n; ++j) {
+    mn = mn < cv[j] ? mn : cv[j];
+    so += obj[j];
+    sp += px[j];
+    sc += cv[j];
+    if constexpr (HG) sg += g2[j];
+    if constexpr (HC) cr[j] = static_cast<T>(cv[j]);
+  }
+  out[0] = mn;
+  out[1] = so;
+  out[2] = sp;
+  out[3] = sc;
+  out[4] = sg;
+}
+
 // Value of G_k at v (d = 0 and w = nullptr give G(v) of the objective) and, when grad is
 // non-null, its gradient; when curv is non-null, the data-term curvature tau2 m exp(y - v).
 // stats (if non-null) receives [min curvature, mean curvature, G(v), ||grad||^2] where G(v) is
@@ -106,21 +129,13 @@ double vstep_eval(const T* MRF_RESTRICT v, const T* MRF_RESTRICT y, const T* MRF
       });
     });
     // All of the row's sums and its minimum curvature in one vectorised pass.
-    double mn = INFINITY, so = 0.0, sp = 0.0, sc = 0.0, sg = 0.0;
+    double rs[5];
     T* cr = curv ? curv + i * n2 : nullptr;
-    with_flag(cr != nullptr, [&](auto HC) {
-      with_flag(gr != nullptr, [&](auto HG) {
-#pragma omp simd reduction(+ : so, sp, sc, sg) reduction(min : mn)
-        for (idx j = 0; j < n2; ++j) {
-          mn = mn < cv[j] ? mn : cv[j];
-          so += obj[j];
-          sp += px[j];
-          sc += cv[j];
-          if constexpr (HG) sg += g2[j];
-          if constexpr (HC) cr[j] = static_cast<T>(cv[j]);
-        }
-      });
-    });
+    if (cr && gr) vstep_row_sums<true, true>(obj, px, cv, g2, cr, n2, rs);
+    else if (cr) vstep_row_sums<true, false>(obj, px, cv, g2, cr, n2, rs);
+    else if (gr) vstep_row_sums<false, true>(obj, px, cv, g2, cr, n2, rs);
+    else vstep_row_sums<false, false>(obj, px, cv, g2, cr, n2, rs);
+    const double mn = rs[0], so = rs[1], sp = rs[2], sc = rs[3], sg = rs[4];
     cmin[static_cast<size_t>(i)] = mn;
     csum[static_cast<size_t>(i)] = sc;
     prox[static_cast<size_t>(i)] = sp;
@@ -149,6 +164,26 @@ double vstep_eval(const T* MRF_RESTRICT v, const T* MRF_RESTRICT y, const T* MRF
 
 // Fused reductions for the PALM bookkeeping, one pass:
 //   out[0] = sum (a - b) c  (0 when c is null),  out[1] = sum m (a - b)^2,  out[2] = sum b^2.
+// One row of diff_stats. A plain function with local accumulators: `omp simd reduction` over
+// variables captured by reference in a lambda kept them in memory, and the loop ran scalar.
+template <bool HC, bool HM, class T>
+MRF_INLINE void diff_row(const T* MRF_RESTRICT a, const T* MRF_RESTRICT b,
+                         const T* MRF_RESTRICT c, const T* MRF_RESTRICT m, idx n, double* out) {
+  double sdc = 0.0, sdd = 0.0, sbb = 0.0;
+#pragma omp simd reduction(+ : sdc, sdd, sbb)
+  for (idx j = 0; j < n; ++j) {
+    const double bj = static_cast<double>(b[j]);
+    const double d = static_cast<double>(a[j]) - bj;
+    if constexpr (HC) sdc += d * static_cast<double>(c[j]);
+    if constexpr (HM) sdd += static_cast<double>(m[j]) * d * d;
+    else sdd += d * d;
+    sbb += bj * bj;
+  }
+  out[0] = sdc;
+  out[1] = sdd;
+  out[2] = sbb;
+}
+
 template <class T>
 void diff_stats(const T* MRF_RESTRICT a, const T* MRF_RESTRICT b, const T* MRF_RESTRICT c,
                 const T* MRF_RESTRICT mask, idx n1, idx n2, double* out, int threads) {
@@ -157,23 +192,16 @@ void diff_stats(const T* MRF_RESTRICT a, const T* MRF_RESTRICT b, const T* MRF_R
   // into vector lanes, in a fixed order for a given build (so thread counts cannot change it).
   out[2] = sum_rows(n1, threads, [&](idx i) MRF_FLATTEN {
     const idx o = i * n2;
-    double sdc = 0.0, sdd = 0.0, sbb = 0.0;
-    with_flag(c != nullptr, [&](auto HC) {
-      with_flag(mask != nullptr, [&](auto HM) {
-#pragma omp simd reduction(+ : sdc, sdd, sbb)
-        for (idx j = 0; j < n2; ++j) {
-          const double bj = static_cast<double>(b[o + j]);
-          const double d = static_cast<double>(a[o + j]) - bj;
-          if constexpr (HC) sdc += d * static_cast<double>(c[o + j]);
-          if constexpr (HM) sdd += static_cast<double>(mask[o + j]) * d * d;
-          else sdd += d * d;
-          sbb += bj * bj;
-        }
-      });
-    });
-    p1[static_cast<size_t>(i)] = sdc;
-    p2[static_cast<size_t>(i)] = sdd;
-    return sbb;
+    const T* cr = c ? c + o : nullptr;
+    const T* mr = mask ? mask + o : nullptr;
+    double r[3];
+    if (cr && mr) diff_row<true, true>(a + o, b + o, cr, mr, n2, r);
+    else if (cr) diff_row<true, false>(a + o, b + o, cr, mr, n2, r);
+    else if (mr) diff_row<false, true>(a + o, b + o, cr, mr, n2, r);
+    else diff_row<false, false>(a + o, b + o, cr, mr, n2, r);
+    p1[static_cast<size_t>(i)] = r[0];
+    p2[static_cast<size_t>(i)] = r[1];
+    return r[2];
   });
   double s1 = 0.0, s2 = 0.0;
   for (idx i = 0; i < n1; ++i) {
@@ -187,13 +215,8 @@ void diff_stats(const T* MRF_RESTRICT a, const T* MRF_RESTRICT b, const T* MRF_R
 // <a, b> accumulated in double, rows in a fixed order (no BLAS: its threads fought ours).
 template <class T>
 double dot(const T* MRF_RESTRICT a, const T* MRF_RESTRICT b, idx n1, idx n2, int threads) {
-  return sum_rows(n1, threads, [&](idx i) MRF_FLATTEN {
-    const idx o = i * n2;
-    double sab = 0.0;
-#pragma omp simd reduction(+ : sab)
-    for (idx j = 0; j < n2; ++j) sab += static_cast<double>(a[o + j]) * static_cast<double>(b[o + j]);
-    return sab;
-  });
+  return sum_rows(n1, threads,
+                  [&](idx i) MRF_FLATTEN { return dot_row(a + i * n2, b + i * n2, n2); });
 }
 
 // The v-step target w = v - alpha m (v - f) (DESIGN.md sec. 5, step 2, alpha = 2 tau4 / d_k).

@@ -67,10 +67,7 @@ double dtd_apply(const T* MRF_RESTRICT p, idx n1, idx n2, const T* MRF_RESTRICT 
         o[j] = diag * r[j] + tb * lap;
       });
     });
-    double s = 0.0;
-#pragma omp simd reduction(+ : s)
-    for (idx j = 0; j < n2; ++j) s += static_cast<double>(r[j]) * static_cast<double>(o[j]);
-    return s;
+    return dot_row(r, o, n2);
   });
 }
 

@@ -12,20 +12,22 @@ namespace mrusfusion::MRF_NS {
 // independent of the thread count). out may be a or b: each element depends on its own index
 // only, which is all `omp simd` assumes.
 template <class T>
+MRF_INLINE double axpby_row(const T* a, const T* b, idx n, double alpha, double beta, T* o) {
+  double s = 0.0;
+#pragma omp simd reduction(+ : s)
+  for (idx j = 0; j < n; ++j) {
+    const T r = static_cast<T>(alpha * static_cast<double>(a[j]) + beta * static_cast<double>(b[j]));
+    o[j] = r;
+    s += static_cast<double>(r) * static_cast<double>(r);
+  }
+  return s;
+}
+
+template <class T>
 double axpby(const T* a, const T* b, idx n1, idx n2, double alpha, double beta, T* out,
              int threads) {
   return sum_rows(n1, threads, [&](idx i) MRF_FLATTEN {
-    const T* ar = a + i * n2;
-    const T* br = b + i * n2;
-    T* o = out + i * n2;
-    double s = 0.0;
-#pragma omp simd reduction(+ : s)
-    for (idx j = 0; j < n2; ++j) {
-      const T r = static_cast<T>(alpha * static_cast<double>(ar[j]) + beta * static_cast<double>(br[j]));
-      o[j] = r;
-      s += static_cast<double>(r) * static_cast<double>(r);
-    }
-    return s;
+    return axpby_row(a + i * n2, b + i * n2, n2, alpha, beta, out + i * n2);
   });
 }
 

@@ -76,6 +76,22 @@ def test_thread_setting(monkeypatch):
         get_num_threads(0)
 
 
+def test_automatic_threads_follow_the_problem_size(monkeypatch):
+    from mrusfusion import _config
+
+    monkeypatch.delenv("MRUSFUSION_NUM_THREADS", raising=False)
+    monkeypatch.setattr(_config, "_available_cores", lambda: 8)
+    per = _config.PIXELS_PER_THREAD
+    assert get_num_threads() == 8
+    assert get_num_threads(pixels=64 * 64) == 1
+    assert get_num_threads(pixels=3 * per) == 3
+    assert get_num_threads(pixels=100 * per) == 8
+    # An explicit request, set_num_threads and the environment are obeyed whatever the size.
+    assert get_num_threads(4, pixels=16) == 4
+    monkeypatch.setenv("MRUSFUSION_NUM_THREADS", "2")
+    assert get_num_threads(pixels=16) == 2
+
+
 def test_env_threads_reach_show_config():
     env = dict(os.environ, MRUSFUSION_NUM_THREADS="1")
     out = subprocess.run([sys.executable, "-c", "import mrusfusion; mrusfusion.show_config()"],

@@ -377,7 +377,7 @@ def _setup_demo(subparsers) -> argparse.ArgumentParser:
                    help="iteration cap (default: %(default)s)")
     p.add_argument("--threads", type=_positive_int, metavar="N",
                    help="threads for the kernels and FFTs (default: MRUSFUSION_NUM_THREADS or "
-                        "all cores)")
+                        "all cores, at most one per 65536 pixels)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no summary")
     p.set_defaults(func=_run_demo)
@@ -620,7 +620,7 @@ def _setup_fuse(subparsers) -> argparse.ArgumentParser:
                         "(default: %(default)s)")
     s.add_argument("--threads", type=_positive_int, metavar="N",
                    help="threads for the kernels and FFTs (default: MRUSFUSION_NUM_THREADS or "
-                        "all cores)")
+                        "all cores, at most one per 65536 pixels)")
     o = p.add_argument_group("outputs")
     o.add_argument("--us-domain", metavar="PATH", help="also write the US-domain estimate v")
     o.add_argument("--report", metavar="PATH",

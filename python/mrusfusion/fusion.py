@@ -258,7 +258,8 @@ def fuse(mr, us, *, ratio: Optional[int] = None, degree: int = 4, tau1: Optional
     progress : bool
         Show a progress bar (tqdm if installed) on stderr.
     threads : int, optional
-        Threads for OpenMP kernels and FFTs (default: ``MRUSFUSION_NUM_THREADS`` or all cores).
+        Threads for OpenMP kernels and FFTs (default: ``MRUSFUSION_NUM_THREADS``, else all
+        cores, one per 65536 pixels at most: small images run faster on fewer threads).
     planner_effort : str
         FFTW planner flag. The default ``"FFTW_ESTIMATE"`` plans in milliseconds and gives
         bit-reproducible results. ``"FFTW_MEASURE"`` times candidate algorithms first (about
@@ -339,7 +340,7 @@ def fuse(mr, us, *, ratio: Optional[int] = None, degree: int = 4, tau1: Optional
                          f"FFTW_PATIENT, FFTW_EXHAUSTIVE; got {planner_effort!r}")
     if callback is not None and not callable(callback):
         raise TypeError("`callback` must be callable")
-    nt = get_num_threads(threads)
+    nt = get_num_threads(threads, pixels=y_u.size)
     m = as_mask(mask, "mask", y_u.shape, dtype)
     psf_arr = as_psf(psf, y_u.shape)
 
@@ -580,7 +581,7 @@ def super_resolve(mr, ratio: int, *, tau: Optional[float] = None, psf=None,
     check_scalar(tau, "tau", nonnegative=True, allow_none=True)
     ridge = check_scalar(ridge, "ridge", positive=True)
     shape = (y_m.shape[0] * s, y_m.shape[1] * s)
-    nt = get_num_threads(threads)
+    nt = get_num_threads(threads, pixels=shape[0] * shape[1])
     scale = _scale(y_m, "mr")
     ym = y_m / y_m.dtype.type(scale)
     fp = FourierProblem(shape, s, as_psf(psf, shape), y_m.dtype, nt, ym, "FFTW_ESTIMATE")
@@ -628,7 +629,7 @@ def despeckle(us, *, tau2: Optional[float] = None, tau3: Optional[float] = None,
     check_scalar(tau2, "tau2", positive=True, allow_none=True)
     check_scalar(tau3, "tau3", nonnegative=True, allow_none=True)
     check_scalar(gamma, "gamma", positive=True, allow_none=True)
-    nt = get_num_threads(threads)
+    nt = get_num_threads(threads, pixels=y.size)
     scale = _scale(y, "us")
     yu = y / y.dtype.type(scale)
     b = us_noise_scale(yu)

@@ -54,21 +54,70 @@ void log_rayleigh_prox(const T* MRF_RESTRICT a, const T* MRF_RESTRICT y,
   });
 }
 
-// [min cv, sum obj, sum px, sum cv, sum g2] of one row of vstep_eval, copying cv to cr (when
-// HC) in the same pass; a plain function for the reason given at dot_row.
-template <bool HC, bool HG, class T>
-MRF_INLINE void vstep_row_sums(const double* MRF_RESTRICT obj, const double* MRF_RESTRICT px,
-                               const double* MRF_RESTRICT cv, const double* MRF_RESTRICT g2,
-                               T* MRF_RESTRICT cr, idx n, double* out) {
+// One pixel of vstep_eval, in double even for float32 images: evaluated in float, G(v) carried
+// rounding noise of ~1e-7 per pixel, which the line searches and psi comparisons then saw.
+struct VStepParams {
+  double t2, t3, gm, dk, hd;
+};
+struct VStepPixel {
+  double obj, px, cv, g2;  // G(v) term, d/2 (v - w)^2, curvature, squared gradient
+};
+
+template <bool HM, bool HW, bool HG, class T>
+MRF_INLINE VStepPixel vstep_pixel(const T* r, const T* rp, const T* rn, const T* yr,
+                                  const T* wr, const T* mr, T* gr, idx j, idx jm, idx jp,
+                                  const VStepParams& q) {
+  double t = q.t2;
+  if constexpr (HM) t *= mr[j];
+  const double vj = r[j];
+  const double z = static_cast<double>(yr[j]) - vj;
+  const double e = vexp(z < 80.0 ? z : 80.0);
+  const double dh = static_cast<double>(r[jp]) - vj, dv = static_cast<double>(rn[j]) - vj;
+  double dw = 0.0;
+  if constexpr (HW) dw = vj - static_cast<double>(wr[j]);
+  VStepPixel p{t * (e - q.gm * z) + q.t3 * (dh * dh + dv * dv), q.hd * dw * dw, t * e, 0.0};
+  if constexpr (HG) {
+    const double lap = 4.0 * vj - r[jm] - r[jp] - rp[j] - rn[j];
+    const T g = static_cast<T>(t * (q.gm - e) + 2.0 * q.t3 * lap + q.dk * dw);
+    gr[j] = g;
+    p.g2 = static_cast<double>(g) * static_cast<double>(g);
+  }
+  return p;
+}
+
+// One row of vstep_eval in one pass: out = [min curvature, sum obj, sum px, sum curvature,
+// sum g2], the curvature copied to cr (when HC). The sums are local `omp simd` reductions (see
+// dot_row); the two boundary pixels, whose neighbours wrap around, are done outside the loop.
+template <bool HM, bool HW, bool HG, bool HC, class T>
+MRF_INLINE void vstep_row(const T* MRF_RESTRICT r, const T* MRF_RESTRICT rp,
+                          const T* MRF_RESTRICT rn, const T* MRF_RESTRICT yr,
+                          const T* MRF_RESTRICT wr, const T* MRF_RESTRICT mr, T* MRF_RESTRICT gr,
+                          T* MRF_RESTRICT cr, idx n, const VStepParams& q, double* out) {
   double mn = INFINITY, so = 0.0, sp = 0.0, sc = 0.0, sg = 0.0;
+  auto edge = [&](idx j, idx jm, idx jp) {
+    const VStepPixel p = vstep_pixel<HM, HW, HG>(r, rp, rn, yr, wr, mr, gr, j, jm, jp, q);
+    mn = mn < p.cv ? mn : p.cv;
+    so += p.obj;
+    sp += p.px;
+    sc += p.cv;
+    sg += p.g2;
+    if constexpr (HC) cr[j] = static_cast<T>(p.cv);
+  };
+  if (n == 1) {
+    edge(0, 0, 0);
+  } else {
+    edge(0, n - 1, 1);
+    edge(n - 1, n - 2, 0);
+  }
 #pragma omp simd reduction(+ : so, sp, sc, sg) reduction(min : mn)
-  for (idx j = 0; j < n; ++j) {
-    mn = mn < cv[j] ? mn : cv[j];
-    so += obj[j];
-    sp += px[j];
-    sc += cv[j];
-    if constexpr (HG) sg += g2[j];
-    if constexpr (HC) cr[j] = static_cast<T>(cv[j]);
+  for (idx j = 1; j < n - 1; ++j) {
+    const VStepPixel p = vstep_pixel<HM, HW, HG>(r, rp, rn, yr, wr, mr, gr, j, j - 1, j + 1, q);
+    mn = mn < p.cv ? mn : p.cv;
+    so += p.obj;
+    sp += p.px;
+    sc += p.cv;
+    sg += p.g2;
+    if constexpr (HC) cr[j] = static_cast<T>(p.cv);
   }
   out[0] = mn;
   out[1] = so;
@@ -88,15 +137,8 @@ double vstep_eval(const T* MRF_RESTRICT v, const T* MRF_RESTRICT y, const T* MRF
                   double* stats, int threads) {
   std::vector<double> cmin(static_cast<size_t>(n1)), csum(static_cast<size_t>(n1)),
       prox(static_cast<size_t>(n1)), gsq(static_cast<size_t>(n1));
-  // Per-pixel arithmetic in double even for float32 images: evaluated in float, G(v) carried
-  // rounding noise of ~1e-7 per pixel, which the line searches and psi comparisons then saw.
-  using P = double;
-  const P t2 = tau2, t3 = tau3, gm = gamma, dkt = dk, hd = 0.5 * dk, lim = 80.0;
-  const double val = sum_rows_scratch(n1, 4 * n2, threads, [&](idx i, double* buf) MRF_FLATTEN {
-    double* obj = buf;        // G(v) per pixel
-    double* px = buf + n2;    // d/2 (v - w)^2 per pixel
-    double* cv = buf + 2 * n2;  // curvature per pixel
-    double* g2 = buf + 3 * n2;  // squared gradient per pixel
+  const VStepParams q{tau2, tau3, gamma, dk, 0.5 * dk};
+  const double val = sum_rows(n1, threads, [&](idx i) MRF_FLATTEN {
     const T* r = v + i * n2;
     const T* rp = v + prev_row(i, n1) * n2;
     const T* rn = v + next_row(i, n1) * n2;
@@ -104,37 +146,17 @@ double vstep_eval(const T* MRF_RESTRICT v, const T* MRF_RESTRICT y, const T* MRF
     const T* wr = w ? w + i * n2 : nullptr;
     const T* mr = mask ? mask + i * n2 : nullptr;
     T* gr = grad ? grad + i * n2 : nullptr;
+    T* cr = curv ? curv + i * n2 : nullptr;
+    double rs[5];
     with_flag(mr != nullptr, [&](auto HM) {
       with_flag(wr != nullptr, [&](auto HW) {
         with_flag(gr != nullptr, [&](auto HG) {
-          for_row(n2, [&](idx j, idx jm, idx jp) {
-            P t = t2;
-            if constexpr (HM) t *= mr[j];
-            const P vj = r[j];
-            const P z = static_cast<P>(yr[j]) - vj;
-            const P e = vexp(z < lim ? z : lim);
-            const P dh = static_cast<P>(r[jp]) - vj, dv = static_cast<P>(rn[j]) - vj;
-            P dw = 0.0;
-            if constexpr (HW) dw = vj - static_cast<P>(wr[j]);
-            obj[j] = t * (e - gm * z) + t3 * (dh * dh + dv * dv);
-            px[j] = hd * dw * dw;
-            cv[j] = t * e;
-            if constexpr (HG) {
-              const P lap = 4.0 * vj - r[jm] - r[jp] - rp[j] - rn[j];
-              gr[j] = static_cast<T>(t * (gm - e) + 2.0 * t3 * lap + dkt * dw);
-              g2[j] = static_cast<double>(gr[j]) * static_cast<double>(gr[j]);
-            }
+          with_flag(cr != nullptr, [&](auto HC) {
+            vstep_row<HM, HW, HG, HC>(r, rp, rn, yr, wr, mr, gr, cr, n2, q, rs);
           });
         });
       });
     });
-    // All of the row's sums and its minimum curvature in one vectorised pass.
-    double rs[5];
-    T* cr = curv ? curv + i * n2 : nullptr;
-    if (cr && gr) vstep_row_sums<true, true>(obj, px, cv, g2, cr, n2, rs);
-    else if (cr) vstep_row_sums<true, false>(obj, px, cv, g2, cr, n2, rs);
-    else if (gr) vstep_row_sums<false, true>(obj, px, cv, g2, cr, n2, rs);
-    else vstep_row_sums<false, false>(obj, px, cv, g2, cr, n2, rs);
     const double mn = rs[0], so = rs[1], sp = rs[2], sc = rs[3], sg = rs[4];
     cmin[static_cast<size_t>(i)] = mn;
     csum[static_cast<size_t>(i)] = sc;
@@ -153,7 +175,7 @@ double vstep_eval(const T* MRF_RESTRICT v, const T* MRF_RESTRICT y, const T* MRF
     stats[1] = sm / static_cast<double>(n1 * n2);
     stats[2] = val;
     double gg = 0.0;
-    for (double q : gsq) gg += q;
+    for (double gv : gsq) gg += gv;
     stats[3] = gg;
     return val + pr;
   }

@@ -109,6 +109,8 @@ MRF_INLINE void vstep_row(const T* MRF_RESTRICT r, const T* MRF_RESTRICT rp,
     edge(0, n - 1, 1);
     edge(n - 1, n - 2, 0);
   }
+  // The loop repeats edge's accumulation on purpose: calling edge would hand the reduction
+  // variables over by reference, and they would stay in memory.
 #pragma omp simd reduction(+ : so, sp, sc, sg) reduction(min : mn)
   for (idx j = 1; j < n - 1; ++j) {
     const VStepPixel p = vstep_pixel<HM, HW, HG>(r, rp, rn, yr, wr, mr, gr, j, j - 1, j + 1, q);

@@ -69,6 +69,39 @@ def _gcv_terms(abs_lam2: np.ndarray, dtd: np.ndarray, ym_pow: np.ndarray, s: int
     return rss, tr
 
 
+class _HalfGCV:
+    """``_gcv_terms`` on half of the coarse spectrum. ``|Lam|^2``, ``|D|^2`` and the power of a
+    real image are even, so the folded ``W`` is too, and the coarse columns ``0..m2/2`` hold
+    everything: each other column stands for its mirror as well (weight 2). The fine-grid
+    entries those columns fold are gathered once, in tile order, which halves each evaluation."""
+
+    def __init__(self, abs_lam2: np.ndarray, dtd: np.ndarray, ym_pow: np.ndarray, s: int):
+        n1, n2 = abs_lam2.shape
+        m1, m2 = n1 // s, n2 // s
+        h = m2 // 2 + 1
+        tiles = lambda q: np.ascontiguousarray(q.reshape(s, m1, s, m2)[..., :h])
+        self.lam2, self.dtd2 = tiles(abs_lam2), 2.0 * tiles(dtd)
+        wcol = np.full(h, 2.0)
+        wcol[0] = 1.0
+        if m2 % 2 == 0:
+            wcol[-1] = 1.0
+        self.wcol = wcol
+        self.ym_pow = ym_pow[:, :h] * wcol
+        self.m, self.s2 = ym_pow.size, s * s
+        self._buf = np.empty_like(self.lam2)
+
+    def __call__(self, tau: float):
+        b = self._buf
+        np.multiply(self.dtd2, tau, out=b)
+        np.add(b, _RIDGE, out=b)
+        np.divide(self.lam2, b, out=b)
+        W = b.sum(axis=(0, 2)) / self.s2
+        inv = 1.0 / (1.0 + W)
+        rss = float(np.sum(self.ym_pow * inv**2)) / self.m
+        tr = float(np.sum(self.wcol * inv))
+        return rss, tr
+
+
 def gcv_tau1(y_m: np.ndarray, ratio: int, abs_lam2: np.ndarray, *, grid=None) -> tuple:
     """``tau1`` minimising GCV of the MR-only problem, and ``sigma_m^2``.
 
@@ -92,8 +125,10 @@ def gcv_tau1(y_m: np.ndarray, ratio: int, abs_lam2: np.ndarray, *, grid=None) ->
     m = ym_pow.size
     grid = np.logspace(-5, 1, 61) if grid is None else np.asarray(grid, float)
 
+    terms = _HalfGCV(abs_lam2, dtd, ym_pow, ratio)
+
     def gcv(lt):
-        rss, tr = _gcv_terms(abs_lam2, dtd, ym_pow, ratio, 10.0**lt)
+        rss, tr = terms(10.0**lt)
         return m * rss / tr**2
 
     lg = np.log10(grid)

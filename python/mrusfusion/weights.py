@@ -170,17 +170,23 @@ def us_noise_scale(y_u: np.ndarray, mask: Optional[np.ndarray] = None) -> float:
 
 def sure_rho(y_u: np.ndarray, sigma2: float, *, grid=None) -> float:
     """``rho`` minimising Stein's unbiased risk estimate of ``v = y / (1 + 2 rho |D|^2)``."""
-    # On the half spectrum of a real FFT: each column but the first (and the Nyquist one) stands
-    # for itself and its mirror, so it counts twice. Sums go through the core's dot, in place.
+    # On a quarter of the spectrum: |D|^2 is even in each frequency, so rows k and n1 - k of the
+    # half spectrum of a real FFT share it and are added together, and each column but the first
+    # (and the Nyquist one) also stands for its mirror. cw counts the frequencies each entry
+    # stands for. Sums go through the core's dot, in place.
     n1, n2 = y_u.shape
     Y = np.fft.rfft2(np.asarray(y_u, dtype=np.float64))
-    cw = np.full(Y.shape[1], 2.0)
-    cw[0] = 1.0
+    col = np.full(Y.shape[1], 2.0)
+    col[0] = 1.0
     if n2 % 2 == 0:
-        cw[-1] = 1.0
-    cw = np.ascontiguousarray(np.broadcast_to(cw, Y.shape))
-    Y2 = np.ascontiguousarray(Y.real**2 + Y.imag**2) * cw
-    dtd2 = 2.0 * dtd_symbol((n1, n2), real=True)
+        col[-1] = 1.0
+    P = (Y.real**2 + Y.imag**2) * col
+    rows = np.arange(n1 // 2 + 1)
+    paired = (rows != 0) & (2 * rows != n1)  # rows with a distinct mirror row n1 - k
+    mirror = (n1 - rows) % n1
+    Y2 = np.ascontiguousarray(P[rows] + paired[:, None] * P[mirror])
+    cw = np.ascontiguousarray((1.0 + paired)[:, None] * col[None, :])
+    dtd2 = np.ascontiguousarray(2.0 * dtd_symbol((n1, n2), real=True)[rows])
     n = y_u.size
     a = np.empty_like(dtd2)
     grid = np.logspace(-4, 3, 71) if grid is None else np.asarray(grid, float)

@@ -16,7 +16,11 @@ import pyfftw
 from . import _core
 from .operators import psf_spectrum
 
-__all__ = ["FourierProblem", "dtd_symbol", "fold"]
+__all__ = ["FourierProblem", "dtd_symbol", "fold", "DEFAULT_PLANNER"]
+
+#: FFTW planner flag of reproducible runs: FFTW_MEASURE picks algorithms by timing them, so two
+#: runs (or two threads) may round differently in the last bits; FFTW_ESTIMATE plans in ms.
+DEFAULT_PLANNER = "FFTW_ESTIMATE"
 
 
 def dtd_symbol(shape: Tuple[int, int], *, real: bool = False) -> np.ndarray:

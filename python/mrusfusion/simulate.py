@@ -10,7 +10,10 @@ from ._validation import as_image, check_int, check_scalar
 from .operators import Blur, Decimation, gaussian_psf
 from .polynomial import PolynomialLink, n_coeffs
 
-__all__ = ["simulate", "SimulationResult", "AUTHORS_COEFFS", "snr_db"]
+__all__ = ["simulate", "SimulationResult", "AUTHORS_COEFFS", "snr_db", "PAPER_SNR_DB"]
+
+#: The paper's SNRs in dB (section IV-A), ``ratio -> (MR, US)``.
+PAPER_SNR_DB = {4: (23.26, 13.72), 2: (20.73, 13.80)}
 
 #: Degree-3 link of the authors' simulation script (gradient magnitude), q-major order:
 #: c00 = 0, c10 = 1, c20 = 1e-4, c30 = -1e-5, c01 = 1, c11 = 1e-3, c21 = 1e-5, others 0.

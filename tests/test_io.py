@@ -364,7 +364,7 @@ def test_missing_optional_library_message(monkeypatch):
 
     monkeypatch.setattr("importlib.import_module", fail)
     with pytest.raises(ImportError, match=r'pip install "mrusfusion\[io\]"'):
-        mio._require("nibabel", "reading NIfTI files")
+        mio.image.require("nibabel", "reading NIfTI files")
 
 
 def test_bad_inputs_are_refused(tmp_path):

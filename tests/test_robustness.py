@@ -399,7 +399,9 @@ def test_non_finite_objective_stops_with_the_last_finite_iterate(monkeypatch, in
 def test_baselines_stay_finite_on_pathological_input():
     us = US.copy()
     us[0, 0] = 1e12
-    for out in (mf.despeckle(us), mf.despeckle(us, tau2=1e8, tau3=1e-8, gamma=1e-8),
+    with pytest.raises(ValueError, match="`gamma` must be between"):
+        mf.despeckle(us, tau2=1e8, tau3=1e-8, gamma=1e-8)  # log gamma = -18: a units mistake
+    for out in (mf.despeckle(us), mf.despeckle(us, tau2=1e8, tau3=1e-8, gamma=1e-3),
                 mf.super_resolve(MR, 4, tau=1e12), mf.super_resolve(MR, 4, tau=0.0),
                 mf.super_resolve(MR.astype(np.float32) * 1e30, 2)):
         assert np.isfinite(out).all()

@@ -12,15 +12,17 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from ._version import __version__  # noqa: E402
 from ._config import get_num_threads, set_num_threads, show_config
-from .fusion import FusionResult, IterationState, despeckle, fuse, super_resolve
+from .baselines import despeckle, super_resolve
+from .fusion import FusionResult, IterationState, fuse
+from .progress import ProgressBar
 from .polynomial import PolynomialLink, degree_residuals, fit_polynomial
-from .simulate import SimulationResult, simulate
+from .simulate import RealisticSimulation, SimulationResult, simulate, simulate_bmode
 from .weights import Weights
 from .data import phantom, sample_pair, pelvis_mr
 
 __all__ = [
     "__version__", "get_num_threads", "set_num_threads", "show_config",
-    "fuse", "super_resolve", "despeckle", "FusionResult", "IterationState",
+    "fuse", "super_resolve", "ProgressBar", "despeckle", "FusionResult", "IterationState",
     "fit_polynomial", "degree_residuals", "PolynomialLink", "simulate", "SimulationResult",
-    "Weights", "phantom", "sample_pair", "pelvis_mr",
+    "Weights", "phantom", "sample_pair", "pelvis_mr", "simulate_bmode", "RealisticSimulation",
 ]

@@ -1,7 +1,7 @@
 """Plain NumPy twins of the C++ kernels in ``_core``, with the same signatures.
 
 They define what each kernel computes, are compared with it in the tests, and let the benchmark
-run the same PALM iterations without the native code (``fuse(..., _backend="numpy")``). They are
+run the same PALM iterations without the native code (``mrusfusion.fusion.fuse_with_kernels``). They are
 written for clarity, not speed. (They live in the package rather than under ``tests/`` because
 ``mrusfusion bench`` needs them on an installed copy.)
 """

@@ -14,6 +14,21 @@ import numpy as np
 
 from ._config import get_num_threads
 
+#: Bounds of the weights ``tau1``..``tau4`` of every entry point (fuse, super_resolve, despeckle),
+#: in solver units (images divided by their maxima): beyond 1e12 the float32 v-step overflows,
+#: and below 1e-12 a positive weight is indistinguishable from 0 against the other terms.
+MAX_WEIGHT = 1e12
+MIN_WEIGHT = 1e-12
+#: ``gamma = E[exp(b log R)]`` is 1 to 2 for any log-Rayleigh scale ``b`` in (0, 2]; the v-step
+#: shifts ``v`` by ``log gamma``, so a gamma far outside this range is a units mistake.
+GAMMA_RANGE = (1e-3, 1e3)
+#: Values are divided by the image maximum and results multiplied back; this much headroom
+#: below the largest float keeps the overshoot of a solution (ringing) representable.
+HEADROOM = 1e6
+#: Largest fine grid (pixels) an entry point accepts: FFT plans and kernels index with 32 bits
+#: per axis product, and 2**31 float64 pixels are already 16 GiB.
+MAX_PIXELS = 2**31 - 1
+
 
 def float_dtype(dtype) -> np.dtype:
     """The working dtype for input of ``dtype`` (float32 stays float32, else float64)."""
@@ -55,6 +70,14 @@ def as_image(a, name: str, *, dtype=None, min_size: int = 2, allow_nonfinite: bo
     if not allow_nonfinite and not np.isfinite(out).all():
         bad = int(np.size(out) - np.count_nonzero(np.isfinite(out)))
         raise ValueError(f"`{name}` contains {bad} NaN or infinite value(s)")
+    limit = float(np.finfo(out.dtype).max) / HEADROOM
+    if out.size and not allow_nonfinite:
+        big = float(np.max(np.abs(out)))
+        if big > limit:
+            raise ValueError(
+                f"`{name}` has values up to {big:.3g}, within a factor {HEADROOM:g} of the largest "
+                f"{out.dtype} ({float(np.finfo(out.dtype).max):.3g}), so results could overflow; "
+                "divide it by a constant (the method is scale-invariant)")
     return out
 
 
@@ -94,16 +117,66 @@ def check_scalar(value, name: str, *, positive: bool = False, nonnegative: bool 
     return v
 
 
+def check_weight(value, name: str, *, allow_none: bool = True,
+                 allow_zero: bool = False) -> Optional[float]:
+    """A weight ``tau`` in [MIN_WEIGHT, MAX_WEIGHT] (or exactly 0 when ``allow_zero``)."""
+    v = check_scalar(value, name, nonnegative=True, allow_none=allow_none, high=MAX_WEIGHT)
+    if v is None or (allow_zero and v == 0.0):
+        return v
+    if v == 0.0:
+        raise ValueError(f"`{name}` must be > 0, got {v:g}")
+    if v < MIN_WEIGHT:
+        zero = " or exactly 0" if allow_zero else ""
+        raise ValueError(f"`{name}` must be at least {MIN_WEIGHT:g}{zero} (images are scaled to "
+                         f"a maximum of 1), got {v:g}")
+    return v
+
+
+def check_gamma(value, name: str = "gamma", *, allow_none: bool = True) -> Optional[float]:
+    """The log-Rayleigh parameter, within :data:`GAMMA_RANGE`."""
+    v = check_scalar(value, name, positive=True, allow_none=allow_none)
+    if v is not None and not GAMMA_RANGE[0] <= v <= GAMMA_RANGE[1]:
+        raise ValueError(f"`{name}` must be between {GAMMA_RANGE[0]:g} and {GAMMA_RANGE[1]:g} "
+                         f"(it is E[exp(b log R)], 1 to 2 for log-Rayleigh noise), got {v:g}")
+    return v
+
+
+def check_tol(value, name: str = "tol", *, allow_zero: bool = False) -> float:
+    """A relative tolerance in (0, 1) (or [0, 1) with ``allow_zero``)."""
+    if isinstance(value, str):
+        raise TypeError(f"`{name}` must be a real number, got {value!r}")
+    v = check_scalar(value, name, nonnegative=True)
+    if (v == 0.0 and not allow_zero) or v >= 1.0:
+        low = "[0" if allow_zero else "(0"
+        raise ValueError(f"`{name}` must be in {low}, 1), got {v:g}")
+    return v
+
+
+def check_grid_size(shape, name: str = "ratio") -> None:
+    """Refuse a fine grid too large to allocate (see :data:`MAX_PIXELS`)."""
+    n = 1
+    for a in shape:
+        n *= int(a)
+    if n > MAX_PIXELS:
+        dims = "x".join(str(int(a)) for a in shape)
+        raise ValueError(f"`{name}` gives a fine grid of {dims} = {n:.3g} pixels, more than the "
+                         f"{MAX_PIXELS} this library handles")
+
+
 def check_int(value, name: str, *, low: int, high: Optional[int] = None) -> int:
     """An integer in [low, high]."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        if isinstance(value, numbers.Real) and float(value).is_integer():
+        if (isinstance(value, numbers.Real) and np.isfinite(float(value))
+                and float(value).is_integer()):
             value = int(value)
         else:
             raise TypeError(f"`{name}` must be an integer, got {value!r}")
     v = int(value)
-    if v < low or (high is not None and v > high):
-        rng = f">= {low}" if high is None else f"between {low} and {high}"
+    if v < low:
+        rng = f">= {low}" if high is None or high > 2**20 else f"between {low} and {high}"
+        raise ValueError(f"`{name}` must be {rng}, got {v}")
+    if high is not None and v > high:
+        rng = f"<= {high}" if high > 2**20 else f"between {low} and {high}"
         raise ValueError(f"`{name}` must be {rng}, got {v}")
     return v
 
@@ -129,7 +202,8 @@ def check_gradient(gradient: str) -> str:
 def infer_ratio(mr_shape, us_shape, ratio=None) -> int:
     """The integer decimation ratio between the MR grid and the US grid."""
     if ratio is not None:
-        s = check_int(ratio, "ratio", low=1)
+        s = check_int(ratio, "ratio", low=1, high=MAX_PIXELS)
+        check_grid_size((s * mr_shape[0], s * mr_shape[1]))
         if (us_shape[0] != s * mr_shape[0]) or (us_shape[1] != s * mr_shape[1]):
             raise ValueError(
                 f"`us` must have shape ratio * mr.shape = {(s * mr_shape[0], s * mr_shape[1])} "

@@ -16,11 +16,13 @@ import pyfftw
 from . import _core
 from .operators import psf_spectrum
 
-__all__ = ["FourierProblem", "dtd_symbol", "fold", "DEFAULT_PLANNER"]
+__all__ = ["FourierProblem", "dtd_symbol", "fold", "DEFAULT_PLANNER", "PLANNERS"]
 
 #: FFTW planner flag of reproducible runs: FFTW_MEASURE picks algorithms by timing them, so two
 #: runs (or two threads) may round differently in the last bits; FFTW_ESTIMATE plans in ms.
 DEFAULT_PLANNER = "FFTW_ESTIMATE"
+#: The planner efforts FFTW accepts, fastest planning first.
+PLANNERS = ("FFTW_ESTIMATE", "FFTW_MEASURE", "FFTW_PATIENT", "FFTW_EXHAUSTIVE")
 
 
 def dtd_symbol(shape: Tuple[int, int], *, real: bool = False) -> np.ndarray:

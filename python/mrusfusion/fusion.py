@@ -1,12 +1,15 @@
-"""MR/US fusion by PALM (DESIGN.md sections 4-7), and the two single-modality baselines.
+"""MR/US fusion (DESIGN.md sections 4-7): validate, build the problem, run PALM, report.
 
 ``psi(x, v) = 1/2 ||y_m - S C x||^2 + tau1 ||grad x||^2
             + tau2 sum m [exp(y_u - v) - gamma (y_u - v)] + tau3 ||grad v||^2
             + tau4 sum m (v - f(x, g(x)))^2``
+
+Set-up lives in :mod:`mrusfusion.problem`, the iterations in :mod:`mrusfusion.palm`, the
+single-modality baselines in :mod:`mrusfusion.baselines`.
 """
 from __future__ import annotations
 
-import sys
+import contextvars
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -15,25 +18,21 @@ import numpy as np
 
 from . import _core
 from ._config import get_num_threads
-from ._validation import (as_image, as_mask, check_gradient, check_int, check_scalar,
-                          infer_ratio)
-from .fourier import FourierProblem
-from .operators import as_psf, bicubic_upsample, make_gradient
-from .polynomial import MAX_DEGREE, PolynomialLink, fit_polynomial
-from .vstep import VStepSolver
-from .weights import Weights, estimate_weights, gcv_tau1, sure_rho, us_noise_scale, LOG_RAYLEIGH_STD
+from ._validation import (as_image, as_mask, check_gamma, check_gradient, check_int,
+                          check_scalar, check_weight, infer_ratio)
+from .fourier import DEFAULT_PLANNER, PLANNERS
+from .operators import as_psf
+from .palm import DEFAULT_MAX_ITER, DEFAULT_TOL, PalmOptions, run_palm
+from .polynomial import MAX_DEGREE, PolynomialLink
+from .problem import build_problem
+from .progress import ProgressBar
+from .weights import Weights
 
-__all__ = ["fuse", "super_resolve", "despeckle", "FusionResult", "IterationState"]
+__all__ = ["fuse", "FusionResult", "IterationState", "DEFAULT_MAX_ITER", "DEFAULT_TOL"]
 
-_LIPSCHITZ_FLOOR = 1e-6
-#: Largest weight (and gamma) accepted: the images are in solver units (maximum 1), and beyond
-#: ~1e20 the float32 v-step overflows.
-_MAX_WEIGHT = 1e12
-#: Defaults of :func:`fuse`, shared with the command line. With inertial PALM, tol = 1e-4 stopped
-#: simulated cases after 39-131 iterations within 0.06 dB PSNR of tol = 1e-5 (which took up to
-#: 545 iterations); 500 leaves room for slower cases.
-DEFAULT_MAX_ITER = 500
-DEFAULT_TOL = 1e-4
+# The kernel backend of the next fuse() in this context: the compiled core, or its NumPy twins
+# for the benchmark (fuse_with_kernels). Not a parameter of the public fuse().
+_KERNELS: contextvars.ContextVar = contextvars.ContextVar("mrusfusion_kernels", default=_core)
 
 
 @dataclass(frozen=True)
@@ -139,42 +138,30 @@ class IterationState:
         return self._v * self._us
 
 
-def _scale(img: np.ndarray, name: str) -> float:
-    m = float(img.max())
-    if not m > 0:
-        raise ValueError(f"`{name}` must have a positive maximum (it is divided by its maximum), got {m:g}")
-    return m
+class IterationState:
+    """What a ``callback`` of :func:`fuse` sees after each iteration (images in input units)."""
+
+    def __init__(self, k, x, v, psi, L, mr_scale, us_scale):
+        self.iteration, self.objective, self.lipschitz = k, psi, L
+        self._x, self._v, self._ms, self._us = x, v, mr_scale, us_scale
+
+    @property
+    def x(self) -> np.ndarray:
+        return self._x * self._ms
+
+    @property
+    def v(self) -> np.ndarray:
+        return self._v * self._us
 
 
-class _Progress:
-    def __init__(self, enabled: bool, total: int):
-        self.bar = None
-        self.enabled = enabled
-        if enabled:
-            try:
-                from tqdm.auto import tqdm
-
-                self.bar = tqdm(total=total, desc="fuse", unit="it", file=sys.stderr)
-            except ImportError:
-                pass
-
-    def update(self, k: int, psi: float):
-        if not self.enabled:
-            return
-        if self.bar is not None:
-            self.bar.set_postfix(psi=f"{psi:.6g}", refresh=False)
-            self.bar.update(1)
-        elif k % 10 == 0:
-            print(f"fuse: iteration {k}, psi = {psi:.8g}", file=sys.stderr)
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
-
-
-def _rescaled(img: np.ndarray, scale: float) -> np.ndarray:
+def _rescaled(img: np.ndarray, scale: float, name: str) -> np.ndarray:
     """Scale one of our own buffers back to input units, in place (no temporary image)."""
-    img *= img.dtype.type(scale)
+    with np.errstate(over="ignore", invalid="ignore"):
+        img *= img.dtype.type(scale)
+    if not np.isfinite(img).all():
+        raise ValueError(f"the result is not finite when scaled back by the maximum of `{name}` "
+                         f"({scale:.3g}); divide `{name}` by a constant and multiply the result "
+                         "back")
     return img
 
 
@@ -190,7 +177,7 @@ def fuse(mr, us, *, ratio: Optional[int] = None, degree: int = 4, tau1: Optional
          backtrack: float = 2.0, gamma2: float = 1.1, L0: Optional[float] = None,
          callback: Optional[Callable] = None, progress: bool = False,
          inertial: bool = True, threads: Optional[int] = None,
-         planner_effort: str = "FFTW_ESTIMATE", _backend: str = "native") -> FusionResult:
+         planner_effort: str = DEFAULT_PLANNER) -> FusionResult:
     """Fuse an MR image with a registered US image (El Mansouri et al. 2020).
 
     Super-resolves the MR image and despeckles the US image at once by minimising
@@ -317,334 +304,62 @@ def fuse(mr, us, *, ratio: Optional[int] = None, degree: int = 4, tau1: Optional
     s = infer_ratio(y_m.shape, y_u.shape, ratio)
     d = check_int(degree, "degree", low=1, high=MAX_DEGREE)
     gradient = check_gradient(gradient)
-    for name, val in (("tau1", tau1), ("tau2", tau2), ("tau3", tau3), ("tau4", tau4)):
-        check_scalar(val, name, nonnegative=True, allow_none=True, high=_MAX_WEIGHT)
-    if tau4 is not None and tau4 <= 0:
-        raise ValueError("`tau4` must be > 0 (the coupling; tau4 = 0 decouples the problems: use "
-                         "super_resolve and despeckle)")
-    if tau2 is not None and tau2 <= 0:
-        raise ValueError("`tau2` must be > 0")
-    check_scalar(gamma, "gamma", positive=True, allow_none=True, high=_MAX_WEIGHT)
-    max_iter = check_int(max_iter, "max_iter", low=0)
-    tol = check_scalar(tol, "tol", nonnegative=True)
-    vstep_tol = check_scalar(vstep_tol, "vstep_tol", positive=True)
-    lam = check_scalar(backtrack, "backtrack", positive=True)
-    if lam <= 1:
-        raise ValueError(f"`backtrack` must be > 1, got {lam}")
-    gamma2 = check_scalar(gamma2, "gamma2", positive=True)
-    if gamma2 <= 1:
-        raise ValueError(f"`gamma2` must be > 1, got {gamma2}")
-    check_scalar(L0, "L0", positive=True, allow_none=True)
-    if planner_effort not in ("FFTW_ESTIMATE", "FFTW_MEASURE", "FFTW_PATIENT", "FFTW_EXHAUSTIVE"):
-        raise ValueError("`planner_effort` must be one of FFTW_ESTIMATE, FFTW_MEASURE, "
-                         f"FFTW_PATIENT, FFTW_EXHAUSTIVE; got {planner_effort!r}")
+    for name, val in (("tau1", tau1), ("tau3", tau3)):
+        check_weight(val, name, allow_zero=True)
+    for name, val in (("tau2", tau2), ("tau4", tau4)):
+        check_weight(val, name)
+    check_gamma(gamma)
+    eps = check_scalar(eps, "eps", positive=True, high=1.0)
+    options = PalmOptions(max_iter=max_iter, tol=tol, vstep_tol=vstep_tol, backtrack=backtrack,
+                          gamma2=gamma2, L0=L0, inertial=inertial)
+    if planner_effort not in PLANNERS:
+        raise ValueError(f"`planner_effort` must be one of {', '.join(PLANNERS)}; "
+                         f"got {planner_effort!r}")
     if callback is not None and not callable(callback):
         raise TypeError("`callback` must be callable")
     nt = get_num_threads(threads, pixels=y_u.size)
     m = as_mask(mask, "mask", y_u.shape, dtype)
-    psf_arr = as_psf(psf, y_u.shape)
-
-    mr_scale, us_scale = _scale(y_m, "mr"), _scale(y_u, "us")
-    ym = y_m / dtype.type(mr_scale)
-    yu = y_u  # as_image made a private copy: scale it in place
-    yu /= dtype.type(us_scale)
-    if _backend not in ("native", "numpy"):
-        raise ValueError(f"`_backend` must be 'native' or 'numpy', got {_backend!r}")
-    K = _core
-    if _backend == "numpy":
-        from . import _reference as K
-    fp = FourierProblem(y_u.shape, s, psf_arr, dtype, nt, ym, planner_effort, kernels=K)
-    x0 = bicubic_upsample(ym, s)
-
-    if coeffs is None:
-        link = fit_polynomial(x0, yu, d, gradient=gradient, scan_direction=scan_direction,
-                              eps=eps, mask=m, threads=nt)
-    else:
-        link = PolynomialLink(coeffs, d, gradient, scan_direction, eps)
-    gm = make_gradient(gradient, scan_direction, eps)
-    cf = link.coeffs.astype(dtype)
-    poly = (cf, d, gm.mode, gm.uv, gm.uh, gm.eps)
-    x0c = np.ascontiguousarray(x0, dtype=dtype)
-    n_fit = float(m.sum()) if m is not None else float(yu.size)
-    resvar = K.coupling_eval(x0c, *poly, yu, m, None, None, None, nt) / n_fit
-    weights = estimate_weights(ym, yu, s, fp.abs_lam2, resvar, tau1=tau1, tau2=tau2, tau3=tau3,
-                               tau4=tau4, gamma=gamma, mask=m)
-    t1, t2, t3, t4, gam = weights.tau1, weights.tau2, weights.tau3, weights.tau4, weights.gamma
-
-    # Buffers, allocated once (FFTW-aligned). Iterates: current, previous, extrapolated and trial
-    # x; current, previous and trial v (the extrapolated v is built in the trial buffer). Link
-    # values f, f_x, f_g at the base point (current or extrapolated x) and at the trial x.
-    # Spectra of x: current, previous, extrapolated, trial, and of the coupling gradient. Images
-    # idle during the v-step lend themselves to its solver. See the README's working set.
-    R, S = fp.empty_real, fp.empty_spec
-    x, x_prev, xe, xt = R(), R(), R(), R()
-    v, v_prev, vt = R(), R(), R()
-    np.copyto(x, x0c)
-    np.copyto(v, yu)
-    X, X_prev, Xe, Xt, Gs = fp.forward(x), S(), S(), S(), S()
-    f, fx, fg = R(), R(), R()
-    ft, fxt, fgt = R(), R(), R()
-    G, w1 = R(), R()
-    w2 = R() if gm.mode == 1 else None
-    vsolver = VStepSolver(fp, yu, m, t2, t3, gam, tol=vstep_tol)
-    del x0c
-
-    def coupling(xx, vv, ff, ffx, ffg):
-        """sum m (vv - f(xx))^2, writing f, f_x, f_g at xx."""
-        return K.coupling_eval(xx, *poly, vv, m, ff, ffx, ffg, nt)
-
-    def objective(xx, XX, Hsum, g_value):
-        return 0.5 * fp.mr_residual(XX) + t1 * K.squared_gradient_norm(xx, nt) + g_value + t4 * Hsum
-
-    Hsum = coupling(x, v, f, fx, fg)
-    if m is not None:
-        # Outside the US field of view v starts from the link's prediction f(x_0), so US values
-        # there (often padding) have no influence at all.
-        v -= (1 - m) * (v - f)
-        Hsum = coupling(x, v, f, fx, fg)
-    psi = objective(x, X, Hsum, vsolver.value(v))
-    if not np.isfinite(psi):
-        raise ValueError("the objective is not finite at the starting point; check the inputs "
-                         "and the weights")
-    objective_hist, lip_hist, newton_hist, cg_hist, trial_hist = [psi], [], [], [], []
-    # The closed-form x-step divides by L at zero frequency: below ~1e3 eps its rounding error
-    # outweighs the step (in float32 at L = 1e-6, PALM raised psi and stalled).
-    floor = max(_LIPSCHITZ_FLOOR, 1e3 * float(np.finfo(dtype).eps))
-    L = float(L0) if L0 is not None else max(2.0 * t4, floor)
+    problem = build_problem(y_m, y_u, ratio=s, degree=d, psf=as_psf(psf, y_u.shape),
+                            gradient=gradient, scan_direction=scan_direction, eps=eps,
+                            coeffs=coeffs, mask=m, threads=nt, planner_effort=planner_effort,
+                            tau1=tau1, tau2=tau2, tau3=tau3, tau4=tau4, gamma=gamma,
+                            kernels=_KERNELS.get())
     t_setup = time.perf_counter() - t_start
-    t_x = t_v = t_link = t_rejected = 0.0
-    converged, stop_reason = False, "maximum number of iterations reached"
-    bar = _Progress(progress, max_iter)
-    eps_round = float(4 * np.finfo(dtype).eps)  # a Python float: np.float32 would overflow
-    t_mom, have_prev, n_restarts, base_is_current = 1.0, False, 0, True
-    n_up = 0  # consecutive plain steps redone because rounding raised psi
+    ms, us_ = problem.mr_scale, problem.us_scale
+    bar = ProgressBar(options.max_iter) if progress else None
+
+    def report(state):
+        if bar is not None:
+            bar(state)
+        if callback is not None:
+            callback(IterationState(state.iteration, state.x, state.v, state.objective,
+                                    state.lipschitz, ms, us_))
+
     try:
-        k = 0
-        while k < max_iter:
-            # Inertial extrapolation (iPALM, Pock and Sabach 2016) with FISTA weights; the
-            # spectrum extrapolates linearly too, so it costs no FFT.
-            beta, t_next = 0.0, 1.0
-            if inertial and have_prev:
-                t_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t_mom * t_mom))
-                beta = (t_mom - 1.0) / t_next
-            tl = time.perf_counter()
-            if beta > 0:
-                # y = (1 + beta) y_k - beta y_{k-1}, one pass each (spectra as real views).
-                K.axpby(x, x_prev, 1.0 + beta, -beta, xe, nt)
-                K.axpby(fp.flat(X), fp.flat(X_prev), 1.0 + beta, -beta, fp.flat(Xe), nt)
-                K.axpby(v, v_prev, 1.0 + beta, -beta, vt, nt)
-                xb, Xb = xe, Xe
-                Hb = coupling(xb, vt, f, fx, fg)  # the base set now holds the extrapolated point
-                base_is_current = False
-            else:
-                xb, Xb = x, X
-                np.copyto(vt, v)
-                if not base_is_current:  # after a rejected inertial step
-                    Hsum = coupling(x, v, f, fx, fg)
-                    base_is_current = True
-                Hb = Hsum
-            vb = vt
-            t_link += time.perf_counter() - tl
-            # x-step with backtracking (DESIGN section 5.1) from the base point: the FFTs of
-            # x_b and of the gradient are shared by all trials, each costing one inverse FFT.
-            ta = time.perf_counter()
-            K.jacobian_transpose(xb, vb, f, m, fx, fg, gm.mode, gm.uv, gm.uh, gm.eps,
-                                 -2.0 * t4, w1, w2, G, nt)
-            t_link += time.perf_counter() - ta
-            fp.forward(G, Gs)
-            H0 = t4 * Hb
-            L = max(L / lam, floor)
-            for n_trials in range(1, 201):
-                fp.solve(L, t1, Xb, Gs, out=Xt, image=xt)
-                tl = time.perf_counter()
-                Ht = t4 * coupling(xt, vb, ft, fxt, fgt)
-                t_link += time.perf_counter() - tl
-                dxg, dxx, _ = K.diff_stats(xt, xb, G, None, nt)
-                bound = H0 + dxg + 0.5 * L * dxx
-                if Ht <= bound + eps_round * (abs(H0) + abs(dxg) + 0.5 * L * dxx):
-                    break
-                L *= lam
-            else:
-                stop_reason = "backtracking on L failed"
-                break
-            tb = time.perf_counter()
-            t_x += tb - ta
-            # v-step (DESIGN section 5.2) from the base point.
-            dk = gamma2 * 2.0 * t4
-            w = G  # the gradient is spent; its buffer holds the v-step target
-            K.prox_target(vb, ft, m, 2.0 * t4 / dk, w, nt)
-            idle = [w1, xe, x_prev, v_prev, f, fx, fg] + ([w2] if w2 is not None else [])
-            idle += [fp.real_view(Xe), fp.real_view(X_prev), fp.real_view(Gs)]
-            base_is_current = False  # the base set is lent to the v-step solver
-            info = vsolver.solve(vt, w, dk, scratch=idle)
-            _, Hsum_t, _ = K.diff_stats(vt, ft, None, m, nt)
-            psi_new = objective(xt, Xt, Hsum_t, info.g_value)
-            t_v += time.perf_counter() - tb
-            if beta > 0 and not psi_new <= psi:
-                # Monotone safeguard: the extrapolated step raised psi; restart the momentum and
-                # redo the iteration as a plain PALM step (which cannot raise psi).
-                t_mom, have_prev, n_restarts = 1.0, False, n_restarts + 1
-                t_rejected += time.perf_counter() - ta
-                continue
-            if beta == 0 and psi_new > psi + eps_round * abs(psi) and n_up < 30:
-                # Rounding in the x-step (float32 at small L) raised psi: redo the step with a
-                # larger L (the next pass divides L by lam once), which shortens it.
-                L *= lam * lam
-                n_up += 1
-                t_rejected += time.perf_counter() - ta
-                continue
-            n_up = 0
-            if not np.isfinite(psi_new):
-                stop_reason = "objective became non-finite"  # keep the last finite iterate
-                break
-            k += 1
-            _, dxx, xx = K.diff_stats(xt, x, None, None, nt)
-            _, dvv, vv = K.diff_stats(vt, v, None, None, nt)
-            rel_x = np.sqrt(dxx / xx) if xx > 0 else np.sqrt(dxx)
-            rel_v = np.sqrt(dvv / vv) if vv > 0 else np.sqrt(dvv)
-            # Rotate buffers: current -> previous, trial -> current.
-            x_prev, x, xt = x, xt, x_prev
-            X_prev, X, Xt = X, Xt, X_prev
-            v_prev, v, vt = v, vt, v_prev
-            f, ft, fx, fxt, fg, fgt = ft, f, fxt, fx, fgt, fg
-            base_is_current = True
-            Hsum, psi = Hsum_t, psi_new
-            if inertial and have_prev:
-                t_mom = t_next
-            have_prev = True
-            newton_hist.append(info.newton_iter)
-            cg_hist.append(info.cg_iter)
-            trial_hist.append(n_trials)
-            objective_hist.append(psi)
-            lip_hist.append(L)
-            bar.update(k, psi)
-            if callback is not None:
-                try:
-                    callback(IterationState(k, x, v, psi, L, mr_scale, us_scale))
-                except StopIteration:
-                    stop_reason = "stopped by callback"
-                    break
-            if rel_x < tol and rel_v < tol:
-                converged, stop_reason = True, f"relative change of x and v below tol={tol:g}"
-                break
+        out = run_palm(problem, options, report if (bar or callback) else None)
     finally:
-        bar.close()
-    n_iter = len(objective_hist) - 1
-    timings = {"setup": t_setup, "x_step": t_x, "v_step": t_v, "link": t_link,
-               "rejected": t_rejected, "total": time.perf_counter() - t_start}
+        if bar is not None:
+            bar.close()
+    timings = dict(out.timings, setup=t_setup, total=time.perf_counter() - t_start)
+    link = problem.link
     return FusionResult(
-        x=_rescaled(x, mr_scale), v=_rescaled(v, us_scale),
-        coeffs=link.coeffs.copy(), link=link, objective=np.asarray(objective_hist),
-        lipschitz=np.asarray(lip_hist), n_iter=n_iter, converged=converged,
-        stop_reason=stop_reason, mr_scale=mr_scale, us_scale=us_scale, ratio=s, weights=weights,
-        x_init=_rescaled(x0.astype(dtype, copy=False), mr_scale), timings=timings,
-        vstep_newton=np.asarray(newton_hist, int), vstep_cg=np.asarray(cg_hist, int),
-        trials=np.asarray(trial_hist, int), restarts=n_restarts)
+        x=_rescaled(out.x, ms, "mr"), v=_rescaled(out.v, us_, "us"),
+        coeffs=link.coeffs.copy(), link=link, objective=out.objective,
+        lipschitz=out.lipschitz, n_iter=out.n_iter, converged=out.converged,
+        stop_reason=out.stop_reason, mr_scale=ms, us_scale=us_, ratio=s,
+        weights=problem.weights, x_init=_rescaled(problem.x0, ms, "mr"), timings=timings,
+        vstep_newton=out.vstep_newton, vstep_cg=out.vstep_cg, trials=out.trials,
+        restarts=out.restarts)
 
 
-def super_resolve(mr, ratio: int, *, tau: Optional[float] = None, psf=None,
-                  threads: Optional[int] = None, ridge: float = 1e-6) -> np.ndarray:
-    """MR-only baseline: ``argmin_x 1/2||y_m - S C x||^2 + tau||grad x||^2`` in closed form.
+def fuse_with_kernels(kernels, mr, us, **kwargs) -> FusionResult:
+    """:func:`fuse` on another kernel backend, for the benchmark.
 
-    Parameters
-    ----------
-    mr : array_like, shape (m1, m2)
-        Observed MR image.
-    ratio : int
-        Decimation ratio; the result has shape ``(ratio m1, ratio m2)``.
-    tau : float, optional
-        Weight of the squared-gradient penalty; ``None``: chosen by generalised cross-validation.
-    psf : array_like or (size, variance), optional
-        Default 9x9 Gaussian of variance 4.
-    threads : int, optional
-    ridge : float
-        A small ``ridge/2 ||x||^2`` that makes the problem well posed at zero frequency.
-
-    Returns
-    -------
-    ndarray
-        Super-resolved image, in the input's intensity scale and dtype policy.
-
-    Notes
-    -----
-    Zhao et al. (2016): with ``phi = 2 tau |D|^2 + ridge`` and ``R = fft2(C^T S^T y_m)``,
-    ``X = R/phi - conj(Lam) tile(B(Lam R/phi) / (1 + B(|Lam|^2/phi))) / phi``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> super_resolve(np.ones((16, 16)), 2, tau=0.01).shape
-    (32, 32)
+    ``kernels`` is ``mrusfusion._core`` or its NumPy twins ``mrusfusion._reference``: the same
+    iterations, to compare their cost. Not part of the public API.
     """
-    y_m = as_image(mr, "mr")
-    s = check_int(ratio, "ratio", low=1)
-    check_scalar(tau, "tau", nonnegative=True, allow_none=True)
-    ridge = check_scalar(ridge, "ridge", positive=True)
-    shape = (y_m.shape[0] * s, y_m.shape[1] * s)
-    nt = get_num_threads(threads, pixels=shape[0] * shape[1])
-    scale = _scale(y_m, "mr")
-    ym = y_m / y_m.dtype.type(scale)
-    fp = FourierProblem(shape, s, as_psf(psf, shape), y_m.dtype, nt, ym, "FFTW_ESTIMATE")
-    if tau is None:
-        tau, _ = gcv_tau1(ym, s, fp.abs_lam2)
-    X = fp.solve(ridge, tau)
-    return np.array(fp.inverse(X) * y_m.dtype.type(scale))
-
-
-def despeckle(us, *, tau2: Optional[float] = None, tau3: Optional[float] = None,
-              gamma: Optional[float] = None, tol: float = 1e-6,
-              threads: Optional[int] = None) -> np.ndarray:
-    """US-only baseline: ``argmin_v tau2 sum[exp(y_u - v) - gamma (y_u - v)] + tau3||grad v||^2``.
-
-    Parameters
-    ----------
-    us : array_like
-        Observed log-compressed US image.
-    tau2, tau3 : float, optional
-        Weights; only ``tau3 / tau2`` matters. ``None``: ``tau2 = 1 / (gamma sigma_u^2)`` from
-        the measured log-Rayleigh scale and ``tau3 = tau2 gamma rho`` with ``rho`` chosen by SURE.
-    gamma : float, optional
-        Log-Rayleigh parameter (default from the measured noise scale).
-    tol : float
-        Relative accuracy of the solution.
-    threads : int, optional
-
-    Returns
-    -------
-    ndarray
-        Despeckled image in the input's intensity scale.
-
-    Notes
-    -----
-    Solved by Newton-PCG from ``y_u`` (DESIGN.md section 7 with ``d_k = 0``); the minimiser of
-    ``exp(z) - gamma z`` is ``z = log gamma``, so a flat region converges to ``y_u - log gamma``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> float(despeckle(np.full((16, 16), 0.5), tau2=1.0, tau3=1.0, gamma=1.0).round(6).max())
-    0.5
-    """
-    y = as_image(us, "us")
-    check_scalar(tau2, "tau2", positive=True, allow_none=True)
-    check_scalar(tau3, "tau3", nonnegative=True, allow_none=True)
-    check_scalar(gamma, "gamma", positive=True, allow_none=True)
-    nt = get_num_threads(threads, pixels=y.size)
-    scale = _scale(y, "us")
-    yu = y / y.dtype.type(scale)
-    b = us_noise_scale(yu)
-    sigma_u2 = max(b * b * LOG_RAYLEIGH_STD**2, 1e-12)
-    if gamma is None:
-        from math import gamma as gamma_fn
-
-        gamma = 2.0 ** (b / 2.0) * gamma_fn(1.0 + b / 2.0)
-    if tau2 is None:
-        tau2 = 1.0 / (gamma * sigma_u2)
-    if tau3 is None:
-        tau3 = tau2 * gamma * sure_rho(yu, sigma_u2)
-    fp = FourierProblem(y.shape, 1, np.ones((1, 1)), y.dtype, nt, None, "FFTW_ESTIMATE")
-    solver = VStepSolver(fp, yu, None, tau2, tau3, gamma, tol=tol, max_newton=100)
-    v = fp.empty_real()
-    np.copyto(v, yu)
-    solver.solve(v)
-    return np.array(v * y.dtype.type(scale))
+    token = _KERNELS.set(kernels)
+    try:
+        return fuse(mr, us, **kwargs)
+    finally:
+        _KERNELS.reset(token)

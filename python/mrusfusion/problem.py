@@ -1,0 +1,115 @@
+"""Set-up of a fusion: scaled observations, operators, link and weights (DESIGN.md 1-4, 10).
+
+:func:`build_problem` takes validated arrays and builds the :class:`FusionProblem` that the PALM
+engine (:mod:`mrusfusion.palm`) runs on. Nothing here iterates.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+
+from . import _core
+from .fourier import FourierProblem
+from .operators import bicubic_upsample
+from .polynomial import PolynomialLink, fit_polynomial
+from .weights import Weights, estimate_weights
+
+__all__ = ["FusionProblem", "build_problem"]
+
+
+@dataclass
+class FusionProblem:
+    """Everything PALM needs, in solver units (each input divided by its maximum).
+
+    Attributes
+    ----------
+    ym, yu : ndarray
+        Scaled MR (coarse grid) and US (fine grid) observations, in the working dtype.
+    mask : ndarray or None
+        US field of view on the fine grid (0..1 weights).
+    ratio : int
+    dtype : numpy.dtype
+    threads : int
+    fourier : FourierProblem
+        Plans, PSF transfer function and the closed-form x-step.
+    x0 : ndarray
+        Starting point: aligned bicubic interpolation of ``ym``.
+    link : PolynomialLink
+    weights : Weights
+    mr_scale, us_scale : float
+        The maxima the inputs were divided by.
+    kernels : module
+        ``mrusfusion._core`` or its NumPy twins (benchmark only).
+    """
+
+    ym: np.ndarray
+    yu: np.ndarray
+    mask: Optional[np.ndarray]
+    ratio: int
+    dtype: np.dtype
+    threads: int
+    fourier: FourierProblem
+    x0: np.ndarray
+    link: PolynomialLink
+    weights: Weights
+    mr_scale: float
+    us_scale: float
+    kernels: Any = _core
+
+    def link_args(self):
+        """Arguments of the link kernels after the image: coeffs, degree, mode, uv, uh, eps."""
+        g = self.link.grad
+        return self.link.coeffs.astype(self.dtype), self.link.degree, g.mode, g.uv, g.uh, g.eps
+
+
+def scale_of(img: np.ndarray, name: str) -> float:
+    """The maximum an input is divided by; refuses images whose maximum is not positive."""
+    m = float(img.max())
+    if not m > 0:
+        raise ValueError(f"`{name}` must have a positive maximum (it is divided by its maximum), "
+                         f"got {m:g}")
+    typical = float(np.quantile(np.abs(img), 0.99))
+    if typical < OUTLIER_RATIO * m:
+        raise ValueError(f"`{name}` has a maximum of {m:.3g} but 99 % of its pixels are below "
+                         f"{typical:.3g}: a few outlier pixels would set its scale; clip or "
+                         "remove them")
+    return m
+
+
+#: An image whose 99th percentile is below this share of its maximum is scaled by outliers: after
+#: division every tissue value would sit at rounding level.
+OUTLIER_RATIO = 1e-9
+
+
+def build_problem(y_m: np.ndarray, y_u: np.ndarray, *, ratio: int, degree: int, psf: np.ndarray,
+                  gradient: str, scan_direction, eps: float, coeffs, mask: Optional[np.ndarray],
+                  threads: int, planner_effort: str, tau1=None, tau2=None, tau3=None, tau4=None,
+                  gamma=None, kernels: Any = _core) -> FusionProblem:
+    """Build a fusion problem from validated inputs (see :func:`mrusfusion.fuse`).
+
+    ``y_m`` and ``y_u`` must already be validated, private arrays of one float dtype; ``y_u`` is
+    scaled in place.
+    """
+    dtype = y_u.dtype
+    mr_scale, us_scale = scale_of(y_m, "mr"), scale_of(y_u, "us")
+    ym = y_m / dtype.type(mr_scale)
+    yu = y_u
+    yu /= dtype.type(us_scale)
+    fp = FourierProblem(yu.shape, ratio, psf, dtype, threads, ym, planner_effort, kernels=kernels)
+    x0 = np.ascontiguousarray(bicubic_upsample(ym, ratio), dtype=dtype)
+    if coeffs is None:
+        link = fit_polynomial(x0, yu, degree, gradient=gradient, scan_direction=scan_direction,
+                              eps=eps, mask=mask, threads=threads)
+    else:
+        link = PolynomialLink(coeffs, degree, gradient, scan_direction, eps)
+    problem = FusionProblem(ym=ym, yu=yu, mask=mask, ratio=ratio, dtype=dtype, threads=threads,
+                            fourier=fp, x0=x0, link=link, weights=None, mr_scale=mr_scale,
+                            us_scale=us_scale, kernels=kernels)
+    n_fit = float(mask.sum()) if mask is not None else float(yu.size)
+    resvar = kernels.coupling_eval(x0, *problem.link_args(), yu, mask, None, None, None,
+                                   threads) / n_fit
+    problem.weights = estimate_weights(ym, yu, ratio, fp.abs_lam2, resvar, tau1=tau1, tau2=tau2,
+                                       tau3=tau3, tau4=tau4, gamma=gamma, mask=mask)
+    return problem

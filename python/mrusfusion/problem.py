@@ -65,22 +65,22 @@ class FusionProblem:
 
 
 def scale_of(img: np.ndarray, name: str) -> float:
-    """The maximum an input is divided by; refuses images whose maximum is not positive."""
+    """The maximum an input is divided by.
+
+    Refuses an image whose maximum is not positive, or whose 99th percentile is below the
+    rounding level of its maximum: a few outlier pixels would set the scale, and after division
+    every tissue value would be lost in rounding.
+    """
     m = float(img.max())
     if not m > 0:
         raise ValueError(f"`{name}` must have a positive maximum (it is divided by its maximum), "
                          f"got {m:g}")
     typical = float(np.quantile(np.abs(img), 0.99))
-    if typical < OUTLIER_RATIO * m:
+    if typical < float(np.finfo(img.dtype).eps) * m:
         raise ValueError(f"`{name}` has a maximum of {m:.3g} but 99 % of its pixels are below "
                          f"{typical:.3g}: a few outlier pixels would set its scale; clip or "
                          "remove them")
     return m
-
-
-#: An image whose 99th percentile is below this share of its maximum is scaled by outliers: after
-#: division every tissue value would sit at rounding level.
-OUTLIER_RATIO = 1e-9
 
 
 def build_problem(y_m: np.ndarray, y_u: np.ndarray, *, ratio: int, degree: int, psf: np.ndarray,

@@ -47,7 +47,7 @@ def assert_refused(proc, *words):
 
 @pytest.fixture(scope="module")
 def pair():
-    return mrusfusion.sample_pair()
+    return mrusfusion.sample_pair()[:2]  # the CLI is given the two images, not the PSF
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from mrusfusion import data
-from mrusfusion.data import pelvis_mr, phantom, sample_pair
+from mrusfusion.data import SAMPLE_PSF, pelvis_mr, phantom, sample_pair
 
 DTYPES = [np.float32, np.float64]
 
@@ -11,7 +11,8 @@ DTYPES = [np.float32, np.float64]
 # --------------------------------------------------------------------------- bundled files
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_sample_pair_shapes_and_dtypes(dtype):
-    mr, us = sample_pair(dtype=dtype)
+    mr, us, psf = sample_pair(dtype=dtype)
+    assert psf == SAMPLE_PSF
     assert mr.shape == (128, 128) and us.shape == (256, 256)
     assert mr.dtype == dtype and us.dtype == dtype
     assert mr.flags.c_contiguous and us.flags.c_contiguous
@@ -21,14 +22,14 @@ def test_sample_pair_shapes_and_dtypes(dtype):
 
 
 def test_sample_pair_values_match_the_files_in_float64():
-    mr32, us32 = sample_pair(dtype=np.float32)
-    mr, us = sample_pair()
+    mr32, us32, _ = sample_pair(dtype=np.float32)
+    mr, us, _ = sample_pair()
     np.testing.assert_array_equal(mr32, mr.astype(np.float32))
     np.testing.assert_array_equal(us32, us.astype(np.float32))
 
 
 def test_sample_pair_returns_fresh_arrays():
-    mr, _ = sample_pair()
+    mr, _, _ = sample_pair()
     mr[:] = -1.0
     assert sample_pair()[0].max() > 0
 
@@ -118,3 +119,15 @@ def test_phantom_argument_errors():
         phantom(dtype=np.complex128)
     with pytest.raises(TypeError, match="`seed`"):
         phantom(seed=1.5)
+
+
+def test_fusing_the_unpacked_sample_pair_uses_its_own_psf():
+    import mrusfusion as mf
+
+    pair = sample_pair()
+    mr, us = pair.mr[:32, :32], pair.us[:64, :64]
+    obvious = mf.fuse(mr, us, pair.psf, max_iter=2)
+    explicit = mf.fuse(mr, us, psf=SAMPLE_PSF, max_iter=2)
+    paper = mf.fuse(mr, us, max_iter=2)
+    np.testing.assert_array_equal(obvious.x, explicit.x)
+    assert not np.allclose(obvious.x, paper.x)

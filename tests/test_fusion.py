@@ -20,7 +20,7 @@ def _monotone(obj, dtype):
 @pytest.mark.parametrize("gradient", ["directional", "magnitude"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_objective_never_increases_on_bundled_pair(gradient, dtype):
-    mr, us = mf.sample_pair()
+    mr, us, _ = mf.sample_pair()
     res = mf.fuse(mr.astype(dtype), us.astype(dtype), gradient=gradient, max_iter=100, tol=0,
                   planner_effort="FFTW_ESTIMATE")
     assert res.n_iter == 100 and res.x.dtype == dtype and res.v.dtype == dtype
@@ -144,7 +144,7 @@ def test_converges_and_reports():
 
 
 def test_super_resolve_and_despeckle_shapes_and_dtypes():
-    mr, us = mf.sample_pair()
+    mr, us, _ = mf.sample_pair()
     sr = mf.super_resolve(mr.astype(np.float32), 2)
     assert sr.shape == us.shape and sr.dtype == np.float32
     ds = mf.despeckle(us)

@@ -351,7 +351,7 @@ def test_huge_dynamic_range_gives_finite_images_or_a_clear_error(case, dtype):
 
 @pytest.mark.parametrize("gradient", ["directional", "magnitude"])
 def test_float32_on_the_sample_pair_stays_finite(gradient):
-    mr, us = mf.sample_pair()
+    mr, us, _ = mf.sample_pair()
     res = mf.fuse(mr.astype(np.float32), us.astype(np.float32), gradient=gradient, max_iter=40,
                   tol=0, planner_effort="FFTW_ESTIMATE")
     assert res.x.dtype == np.float32 and res.n_iter == 40
@@ -420,7 +420,7 @@ def test_weights_near_the_overflow_range_give_finite_images_or_a_clear_error(dty
 def test_float32_backtracking_tolerance_does_not_overflow():
     # A degree-10 link fitted in float64 (accepted there) and imposed on a float32 run: its
     # evaluation is inexact, backtracking drives L up until the tolerance term overflows.
-    mr, us = mf.sample_pair()
+    mr, us, _ = mf.sample_pair()
     mr, us = mr[:32, :32], us[:64, :64]
     coeffs = mf.fuse(mr, us, degree=10, max_iter=0, planner_effort="FFTW_ESTIMATE").coeffs
     _finite_or_value_error(lambda: mf.fuse(mr.astype(np.float32), us.astype(np.float32),

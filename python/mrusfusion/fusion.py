@@ -169,9 +169,9 @@ def _common_dtype(*arrays) -> np.dtype:
     return np.dtype(np.float32) if all(a.dtype == np.float32 for a in arrays) else np.dtype(np.float64)
 
 
-def fuse(mr, us, *, ratio: Optional[int] = None, degree: int = 4, tau1: Optional[float] = None,
+def fuse(mr, us, psf=None, *, ratio: Optional[int] = None, degree: int = 4, tau1: Optional[float] = None,
          tau2: Optional[float] = None, tau3: Optional[float] = None, tau4: Optional[float] = None,
-         gamma: Optional[float] = None, psf=None, gradient: str = "directional",
+         gamma: Optional[float] = None, gradient: str = "directional",
          scan_direction=(1.0, 0.0), eps: float = 1e-3, coeffs=None, mask=None,
          max_iter: int = DEFAULT_MAX_ITER, tol: float = DEFAULT_TOL, vstep_tol: float = 1e-5,
          backtrack: float = 2.0, gamma2: float = 1.1, L0: Optional[float] = None,
@@ -193,6 +193,10 @@ def fuse(mr, us, *, ratio: Optional[int] = None, degree: int = 4, tau1: Optional
         Observed MR image (low resolution).
     us : array_like, shape (s m1, s m2)
         Observed B-mode (log-compressed) US image, registered to ``mr``.
+    psf : array_like or (size, variance), optional
+        MR point-spread function; default 9x9 Gaussian of variance 4 (the paper's). The only
+        option that may be given positionally, so ``fuse(*mrusfusion.sample_pair())`` uses the
+        sample pair's own blur.
     ratio : int, optional
         Decimation ratio ``s``; inferred from the shapes when omitted.
     degree : int
@@ -208,8 +212,6 @@ def fuse(mr, us, *, ratio: Optional[int] = None, degree: int = 4, tau1: Optional
         speckle; a small one MR-like, higher contrast-to-noise with softer interfaces).
     gamma : float, optional
         Log-Rayleigh parameter; ``None``: ``E[exp(b log R)]`` from the measured noise scale.
-    psf : array_like or (size, variance), optional
-        MR point-spread function; default 9x9 Gaussian of variance 4 (the paper's).
     gradient : {"directional", "magnitude"}
         ``g`` of the link: derivative along ``scan_direction`` (the paper) or the gradient
         magnitude (the authors' code).

@@ -10,13 +10,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from importlib import resources
-from typing import Optional, Tuple
+from typing import NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 from scipy import ndimage
 from scipy.io import loadmat
 
-__all__ = ["sample_pair", "SAMPLE_PSF", "pelvis_mr", "phantom"]
+__all__ = ["sample_pair", "SamplePair", "SAMPLE_PSF", "pelvis_mr", "phantom", "phantom_lesion", "PhantomLesion"]
 
 
 def _float_dtype(dtype) -> np.dtype:
@@ -41,7 +41,19 @@ def _load(filename: str, variable: str, dtype) -> np.ndarray:
 SAMPLE_PSF = (5, 9.0)
 
 
-def sample_pair(dtype=np.float64) -> Tuple[np.ndarray, np.ndarray]:
+class SamplePair(NamedTuple):
+    """An MR/US pair with the MR blur it was made with, in :func:`mrusfusion.fuse`'s order.
+
+    ``fuse(*pair)`` passes ``mr``, ``us`` and ``psf`` positionally, so the obvious call uses
+    the right blur; ``mr, us, psf = pair`` unpacks it.
+    """
+
+    mr: np.ndarray
+    us: np.ndarray
+    psf: Union[Tuple[int, float], np.ndarray]
+
+
+def sample_pair(dtype=np.float64) -> SamplePair:
     """The authors' simulated pelvic MR/US pair with decimation ratio 2.
 
     Parameters
@@ -51,10 +63,11 @@ def sample_pair(dtype=np.float64) -> Tuple[np.ndarray, np.ndarray]:
 
     Returns
     -------
-    mr : (128, 128) ndarray
-        Low-resolution MR observation ``y1`` (blurred and decimated by 2), about [0, 0.67].
-    us : (256, 256) ndarray
-        Noisy US observation ``y2`` on the 2x finer grid, about [0.09, 1.31].
+    SamplePair
+        ``(mr, us, psf)``: ``mr`` (128, 128), the low-resolution MR observation ``y1``
+        (blurred and decimated by 2), about [0, 0.67]; ``us`` (256, 256), the noisy US
+        observation ``y2`` on the 2x finer grid, about [0.09, 1.31]; ``psf``, its MR blur
+        :data:`SAMPLE_PSF`. ``mrusfusion.fuse(*sample_pair())`` fuses it with that blur.
 
     Raises
     ------
@@ -66,7 +79,7 @@ def sample_pair(dtype=np.float64) -> Tuple[np.ndarray, np.ndarray]:
     Files ``y1.mat`` and ``y2.mat`` (variables ``y1``, ``y2``), simulated by the paper's authors;
     there is no ground truth for this pair. Normalise each image by its maximum before fusion, as
     the authors do. Its MR blur is :data:`SAMPLE_PSF` (5x5 Gaussian, variance 9), not the
-    paper's 9x9 kernel: pass ``psf=SAMPLE_PSF`` to :func:`mrusfusion.fuse`.
+    paper's 9x9 kernel; the pair carries it as its third element.
 
     Credit: O. El Mansouri, F. Vidal, A. Basarab, P. Payoux, D. Kouamé, J.-Y. Tourneret
     (University of Toulouse, IRIT), from their public MATLAB code; redistributed under their
@@ -79,11 +92,11 @@ def sample_pair(dtype=np.float64) -> Tuple[np.ndarray, np.ndarray]:
 
     Examples
     --------
-    >>> mr, us = sample_pair()
-    >>> mr.shape, us.shape
-    ((128, 128), (256, 256))
+    >>> mr, us, psf = sample_pair()
+    >>> mr.shape, us.shape, psf
+    ((128, 128), (256, 256), (5, 9.0))
     """
-    return _load("y1.mat", "y1", dtype), _load("y2.mat", "y2", dtype)
+    return SamplePair(_load("y1.mat", "y1", dtype), _load("y2.mat", "y2", dtype), SAMPLE_PSF)
 
 
 def pelvis_mr(dtype=np.float64) -> np.ndarray:
@@ -190,6 +203,24 @@ _STRUCTURES = (
 )
 
 
+def _phantom_shape(shape) -> Tuple[int, int]:
+    if (
+        not isinstance(shape, (tuple, list))
+        or len(shape) != 2
+        or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) for n in shape)
+    ):
+        raise TypeError(f"`shape` must be a pair of integers, got {shape!r}")
+    shape = (int(shape[0]), int(shape[1]))
+    if min(shape) < 1:
+        raise ValueError(f"`shape` must be positive, got {shape}")
+    return shape
+
+
+def _edge_width(shape: Tuple[int, int]) -> float:
+    """Width ``w`` (pixels) of the phantom's smooth edges: the anatomy looks the same at any size."""
+    return 1.5 * max(1.0, min(shape) / 256.0)
+
+
 def phantom(
     shape: Tuple[int, int] = (256, 256),
     *,
@@ -249,21 +280,13 @@ def phantom(
     >>> x.shape, bool(0 <= x.min() and x.max() <= 1)
     ((32, 48), True)
     """
-    if (
-        not isinstance(shape, (tuple, list))
-        or len(shape) != 2
-        or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) for n in shape)
-    ):
-        raise TypeError(f"`shape` must be a pair of integers, got {shape!r}")
-    shape = (int(shape[0]), int(shape[1]))
-    if min(shape) < 1:
-        raise ValueError(f"`shape` must be positive, got {shape}")
+    shape = _phantom_shape(shape)
     dt = _float_dtype(dtype)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
         raise TypeError(f"`seed` must be an integer or None, got {seed!r}")
 
     scale = max(1.0, min(shape) / 256.0)
-    width = 1.5 * scale
+    width = _edge_width(shape)
     # pixel centres, so that normalised coordinates do not depend on the resolution
     rows, cols = np.meshgrid(
         np.arange(shape[0]) + 0.5, np.arange(shape[1]) + 0.5, indexing="ij", sparse=True
@@ -279,3 +302,79 @@ def phantom(
         image += 0.02 * noise / max(float(noise.std()), 1e-12)
         np.clip(image, 0.0, 1.0, out=image)
     return image.astype(dt, copy=False)
+
+
+@dataclass(frozen=True, eq=False)
+class PhantomLesion:
+    """Where the endometrioma-like lesion of :func:`phantom` lies, at one image shape.
+
+    Attributes
+    ----------
+    distance : (rows, cols) ndarray
+        Signed distance (pixels) from each pixel centre to the lesion boundary, positive inside.
+    center : (float, float)
+        Centre ``(row, col)`` in index coordinates (pixel ``(i, j)`` is centred at ``(i, j)``).
+    semi_axes : (float, float)
+        Semi-axes along the rows and the columns, in pixels (the lesion is axis-aligned).
+    edge_width : float
+        Width ``w`` (pixels) of the phantom's smooth edges.
+    value, background : float
+        Intensity of the lesion and of the soft tissue around it.
+    """
+
+    distance: np.ndarray
+    center: Tuple[float, float]
+    semi_axes: Tuple[float, float]
+    edge_width: float
+    value: float
+    background: float
+
+
+def phantom_lesion(shape: Tuple[int, int] = (256, 256)) -> PhantomLesion:
+    """The geometry of the lesion of :func:`phantom` of the same ``shape``, in pixels.
+
+    Parameters
+    ----------
+    shape : (int, int), optional
+        Number of rows and columns of the phantom.
+
+    Returns
+    -------
+    PhantomLesion
+        Signed distance map, centre, semi-axes, edge width and intensities: what a measurement
+        of the lesion (its CNR against the tissue around it, the slope across its boundary)
+        needs to place its regions.
+
+    Raises
+    ------
+    TypeError
+        If ``shape`` is not a pair of integers.
+    ValueError
+        If a size is not positive.
+
+    Notes
+    -----
+    Same geometry as :func:`phantom`: normalised coordinates at pixel centres, first-order
+    (Sampson) distance to the ellipse; the phantom equals ``value`` to within ``1e-3`` where
+    ``distance`` exceeds a few edge widths.
+
+    Examples
+    --------
+    >>> lesion = phantom_lesion((32, 32))
+    >>> lesion.distance.shape, bool(lesion.distance.max() > 0)
+    ((32, 32), True)
+    >>> [round(c, 2) for c in lesion.center]
+    [25.1, 26.06]
+    """
+    n1, n2 = _phantom_shape(shape)
+    rows, cols = np.meshgrid(np.arange(n1) + 0.5, np.arange(n2) + 0.5, indexing="ij",
+                             sparse=True)
+    return PhantomLesion(
+        distance=_LESION.signed_distance(rows, cols, (n1, n2)),
+        # pixel centres sit at index + 0.5 in the normalised geometry
+        center=(_LESION.center[0] * n1 - 0.5, _LESION.center[1] * n2 - 0.5),
+        semi_axes=(_LESION.semi_axes[0] * n1, _LESION.semi_axes[1] * n2),
+        edge_width=_edge_width((n1, n2)),
+        value=_LESION.value,
+        background=_BACKGROUND,
+    )

@@ -139,8 +139,9 @@ def test_prepared_affine_places_resampled_pixels_where_their_values_say():
     new = pair.us_affine
     assert new is not None and pair.ratio == 3
     assert us.meta["affine"] is old and np.array_equal(old, _affine(old_sp))  # input untouched
-    k, l = np.meshgrid(np.arange(pair.us.shape[0]), np.arange(pair.us.shape[1]), indexing="ij")
-    expected = new[0, 0] * k + new[0, 1] * l + new[0, 3]
+    rows, cols = np.meshgrid(np.arange(pair.us.shape[0]), np.arange(pair.us.shape[1]),
+                             indexing="ij")
+    expected = new[0, 0] * rows + new[0, 1] * cols + new[0, 3]
     # Away from the border, where the spline boundary condition bends the ramp, it is exact.
     np.testing.assert_allclose(pair.us[6:-6, 6:-6], expected[6:-6, 6:-6], atol=1e-4)
 
@@ -194,6 +195,8 @@ def test_bad_arguments_are_refused():
         prepare_pair(mr, us, ratio=1.5)
     with pytest.raises(ValueError, match="complex"):
         prepare_pair(mr, Image(np.zeros((8, 8), complex)))
+    with pytest.raises(ValueError, match="`us_spacing` must be two positive"):
+        ratio_from_spacing((1.0, 1.0), None)
 
 
 def test_integer_data_follow_the_dtype_policy():

@@ -17,6 +17,14 @@ from .image import Spacing, as_float, check_spacing
 __all__ = ["ratio_from_spacing", "resample_to_ratio", "crop_to_ratio", "resampled_affine"]
 
 
+def _spacing(value: Spacing, name: str) -> Spacing:
+    """:func:`check_spacing` for a spacing that must be known (``None`` refused)."""
+    spacing = check_spacing(value, name)
+    if spacing is None:
+        raise ValueError(f"`{name}` must be two positive finite numbers (row, col) in mm, got None")
+    return spacing
+
+
 def _nearest_common_ratio(ratios: np.ndarray) -> int:
     """The integer nearest (in log scale) to both per-axis ratios."""
     return max(1, int(round(math.sqrt(float(ratios[0] * ratios[1])))))
@@ -60,8 +68,8 @@ def ratio_from_spacing(mr_spacing: Spacing, us_spacing: Spacing, *, tol: float =
         ...
     ValueError: MR/US spacing ratios are 3.333 (rows) and 3.333 (cols), not one integer ...
     """
-    mr = check_spacing(mr_spacing, "mr_spacing")
-    us = check_spacing(us_spacing, "us_spacing")
+    mr = _spacing(mr_spacing, "mr_spacing")
+    us = _spacing(us_spacing, "us_spacing")
     if not (isinstance(tol, (int, float)) and 0 <= tol < 1):
         raise ValueError(f"`tol` must be in [0, 1), got {tol!r}")
     ratios = np.array(mr) / np.array(us)
@@ -130,8 +138,8 @@ def resample_to_ratio(
     us_arr = as_float(us, "`us`")
     if us_arr.ndim != 2:
         raise ValueError(f"`us` must be a 2-D array, got shape {us_arr.shape}")
-    us_sp = np.array(check_spacing(us_spacing, "us_spacing"))
-    mr_sp = np.array(check_spacing(mr_spacing, "mr_spacing"))
+    us_sp = np.array(_spacing(us_spacing, "us_spacing"))
+    mr_sp = np.array(_spacing(mr_spacing, "mr_spacing"))
     ratio = _nearest_common_ratio(mr_sp / us_sp)
     new_sp = mr_sp / ratio
     scale = new_sp / us_sp  # input pixels per output pixel
@@ -242,8 +250,8 @@ def resampled_affine(
     a = np.array(affine, dtype=np.float64)
     if a.shape != (4, 4) or not np.all(np.isfinite(a)):
         raise ValueError(f"`affine` must be a finite 4x4 array, got shape {a.shape}")
-    old = np.array(check_spacing(old_spacing, "old_spacing"))
-    new = np.array(check_spacing(new_spacing, "new_spacing"))
+    old = np.array(_spacing(old_spacing, "old_spacing"))
+    new = np.array(_spacing(new_spacing, "new_spacing"))
     scale = new / old
     a[:3, 3] = a[:3, 3] + a[:3, 0] * (scale[0] - 1) / 2 + a[:3, 1] * (scale[1] - 1) / 2
     a[:3, 0] *= scale[0]

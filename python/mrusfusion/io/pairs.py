@@ -79,9 +79,8 @@ def _shape_ratio(mr: np.ndarray, us: np.ndarray) -> int:
         return infer_ratio(mr.shape, us.shape)
     except ValueError as exc:
         raise ValueError(
-            f"{exc}; with `ratio` (--ratio N), `crop=True` (--crop) crops both to their common "
-            "field of view, and the pixel spacings (--mr-spacing/--us-spacing) give the ratio "
-            "without the shapes"
+            f"{exc}; `ratio` with `crop=True` (--ratio N --crop) crops both to their common field "
+            "of view, and the pixel spacings (--mr-spacing/--us-spacing) give the ratio"
         ) from None
 
 

@@ -358,6 +358,8 @@ def load(
     data = as_float(data, p.name)
     if data.ndim != 2:
         raise ValueError(f"{p.name} must hold a 2-D image, got shape {data.shape}")
+    final: Optional[Spacing]
+    source: Optional[str]
     if override is not None:
         final, source = override, "argument"
     else:

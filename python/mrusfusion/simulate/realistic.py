@@ -120,7 +120,7 @@ def simulate_bmode(mr_hr, ratio: int = 4, *, mr_snr_db: float = 35.0, labels=Non
                    n_classes: int = 4, backscatter: Optional[Sequence[float]] = None,
                    backscatter_range_db: float = 30.0,
                    impedance: Optional[Sequence[float]] = None, specular_gain: float = 1.0,
-                   texture: float = 0.15, texture_scale: float = 8.0, thin_layers: int = 2,
+                   texture: float = 0.12, texture_scale: float = 8.0, thin_layers: int = 2,
                    thin_width: int = 2,
                    thin_value: Optional[float] = None, thin_echo: float = 3.0,
                    wavelength: float = 4.0, axial_sigma: float = 1.2, lateral_sigma: float = 1.8,

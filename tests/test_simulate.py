@@ -33,3 +33,16 @@ def test_seed_reproducible_and_crops_to_ratio():
     np.testing.assert_array_equal(a.us, b.us)
     c = simulate(phantom((50, 41)), 4, seed=8)
     assert not np.array_equal(a.us, c.us)
+
+
+def test_package_exports_and_paper_snrs():
+    import importlib
+
+    pkg = importlib.import_module("mrusfusion.simulate")
+    for name in ("simulate", "SimulationResult", "snr_db", "AUTHORS_COEFFS", "PAPER_SNR_DB",
+                 "simulate_bmode", "RealisticSimulation", "thin_contrast"):
+        assert name in pkg.__all__ and hasattr(pkg, name)
+    assert pkg.PAPER_SNR_DB == {4: (23.26, 13.72), 2: (20.73, 13.80)}
+    # the protocol's defaults are the paper's ratio-4 SNRs
+    sim = simulate(phantom((64, 64)), 4, seed=0)
+    assert (round(sim.mr_snr_db, 2), round(sim.us_snr_db, 2)) == pkg.PAPER_SNR_DB[4]

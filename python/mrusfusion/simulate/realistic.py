@@ -250,6 +250,9 @@ def simulate_bmode(mr_hr, ratio: int = 4, *, mr_snr_db: float = 35.0, labels=Non
     width = check_int(thin_width, "thin_width", low=0, high=16)
     if thin_value is not None:
         thin_value = check_scalar(thin_value, "thin_value")
+    n_layers = check_int(thin_layers, "thin_layers", low=0)
+    psf = gaussian_psf(psf_size, psf_variance)
+    rng_tissue, rng_texture, rng_scatter, rng_noise = _seeds(seed, 4)
     x = np.ascontiguousarray(x[:n1, :n2])
     if labels is None:
         lab = tissue_classes(x, check_int(n_classes, "n_classes", low=1, high=16))
@@ -262,12 +265,10 @@ def simulate_bmode(mr_hr, ratio: int = 4, *, mr_snr_db: float = 35.0, labels=Non
                              f"got {given.shape}")
         lab = np.unique(given[:n1, :n2], return_inverse=True)[1].reshape(n1, n2)
     k = int(lab.max()) + 1
-    rng_tissue, rng_texture, rng_scatter, rng_noise = _seeds(seed, 4)
 
     amp = class_values(backscatter, "backscatter", k,
                         lambda: backscatter_levels(rng_tissue, k, backscatter_range_db))
     z_cls = class_values(impedance, "impedance", k, lambda: rng_tissue.uniform(1.3, 1.7, k))
-    n_layers = check_int(thin_layers, "thin_layers", low=0)
     thin, pair = (thin_layer(lab, width, u, n_layers) if width > 0 and n_layers > 0 and k > 1
                   else (np.zeros(lab.shape, bool), None))
     mr_true = x.copy()
@@ -292,8 +293,9 @@ def simulate_bmode(mr_hr, ratio: int = 4, *, mr_snr_db: float = 35.0, labels=Non
             + 1j * rng_scatter.standard_normal(lab.shape)) * math.sqrt(0.5)
     env = np.abs(np.fft.ifft2(h_hat * np.fft.fft2(e * scat)))
     mean_power = np.fft.ifft2(np.fft.fft2(np.abs(h) ** 2) * np.fft.fft2(e * e)).real
-    sigma = np.sqrt(np.maximum(mean_power, 1e-300) / 2.0)
     tiny = 1e-300
+    # |env| = sigma R with R ~ Rayleigh(1), E R^2 = 2: so us - us_true = alpha log R exactly
+    sigma = np.sqrt(np.maximum(mean_power, tiny) / 2.0)
     ref = max(float(np.percentile(env, pct)), tiny)
     alpha = 20.0 / (math.log(10.0) * pos["dynamic_range"])
     us_raw = alpha * np.log(np.maximum(env, tiny) / ref) + 1.0
@@ -301,7 +303,6 @@ def simulate_bmode(mr_hr, ratio: int = 4, *, mr_snr_db: float = 35.0, labels=Non
     valid = (us_raw > 0) & (us_raw < 1) & (true_raw > 0) & (true_raw < 1)
     grain = _grain_area(us_raw - true_raw, valid) if valid.any() else float("nan")
 
-    psf = gaussian_psf(psf_size, psf_variance)
     clean = Decimation(s).apply(Blur(psf, lab.shape).apply(mr_true))
     e_m = float(np.sum(clean**2))
     if not e_m > 0:

@@ -75,6 +75,9 @@ class FusionResult:
         Number of x-step solves of each iteration (1 + the backtracking increases of ``L``).
     restarts : int
         Inertial steps rejected by the monotone safeguard (redone as plain PALM steps).
+    explained : ndarray
+        With ``refit_link``: the share of the variance of ``v`` that the link explains after
+        each c-step (a value near 0 means the link degenerated to the mean of ``v``).
     """
 
     x: np.ndarray
@@ -96,6 +99,7 @@ class FusionResult:
     vstep_cg: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
     trials: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
     restarts: int = 0
+    explained: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @property
     def message(self) -> str:
@@ -176,7 +180,7 @@ def fuse(mr, us, psf=None, *, ratio: Optional[int] = None, degree: int = 4, tau1
          max_iter: int = DEFAULT_MAX_ITER, tol: float = DEFAULT_TOL, vstep_tol: float = 1e-5,
          backtrack: float = 2.0, gamma2: float = 1.1, L0: Optional[float] = None,
          callback: Optional[Callable] = None, progress: bool = False,
-         inertial: bool = True, threads: Optional[int] = None,
+         inertial: bool = True, refit_link: bool = False, threads: Optional[int] = None,
          planner_effort: str = DEFAULT_PLANNER) -> FusionResult:
     """Fuse an MR image with a registered US image (El Mansouri et al. 2020).
 
@@ -235,6 +239,9 @@ def fuse(mr, us, psf=None, *, ratio: Optional[int] = None, degree: int = 4, tau1
         ``d_k = gamma2 * 2 tau4`` in the v-step (> 1).
     L0 : float, optional
         Initial ``L`` (default ``2 tau4``).
+    refit_link : bool
+        Treat the link coefficients as a third block (DESIGN 12.3): after each v-step they are
+        refitted exactly to the current ``x`` and ``v``, so ``psi`` still never increases.
     inertial : bool
         Inertial (accelerated) PALM: each iteration starts from the extrapolated point
         ``x_k + beta_k (x_k - x_{k-1})`` (and likewise ``v``) with FISTA weights ``beta_k``
@@ -313,7 +320,7 @@ def fuse(mr, us, psf=None, *, ratio: Optional[int] = None, degree: int = 4, tau1
     check_gamma(gamma)
     eps = check_scalar(eps, "eps", positive=True, high=1.0)
     options = PalmOptions(max_iter=max_iter, tol=tol, vstep_tol=vstep_tol, backtrack=backtrack,
-                          gamma2=gamma2, L0=L0, inertial=inertial)
+                          gamma2=gamma2, L0=L0, inertial=inertial, refit_link=refit_link)
     if planner_effort not in PLANNERS:
         raise ValueError(f"`planner_effort` must be one of {', '.join(PLANNERS)}; "
                          f"got {planner_effort!r}")
@@ -343,7 +350,7 @@ def fuse(mr, us, psf=None, *, ratio: Optional[int] = None, degree: int = 4, tau1
         if bar is not None:
             bar.close()
     timings = dict(out.timings, setup=t_setup, total=time.perf_counter() - t_start)
-    link = problem.link
+    link = out.link
     return FusionResult(
         x=_rescaled(out.x, ms, "mr"), v=_rescaled(out.v, us_, "us"),
         coeffs=link.coeffs.copy(), link=link, objective=out.objective,
@@ -351,7 +358,7 @@ def fuse(mr, us, psf=None, *, ratio: Optional[int] = None, degree: int = 4, tau1
         stop_reason=out.stop_reason, mr_scale=ms, us_scale=us_, ratio=s,
         weights=problem.weights, x_init=_rescaled(problem.x0, ms, "mr"), timings=timings,
         vstep_newton=out.vstep_newton, vstep_cg=out.vstep_cg, trials=out.trials,
-        restarts=out.restarts)
+        restarts=out.restarts, explained=out.explained)
 
 
 def fuse_with_kernels(kernels, mr, us, **kwargs) -> FusionResult:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional
+from typing import Any, Callable, List, Optional
 
 import numpy as np
 
@@ -53,6 +53,9 @@ class PalmOptions:
         Initial ``L`` (default ``2 tau4``).
     inertial : bool
         Inertial PALM with FISTA weights and a monotone safeguard; ``False``: plain PALM.
+    refit_link : bool
+        The link as a third block (DESIGN 12.3): after each v-step, the exact minimisation of
+        ``H + tau4 penalty`` over the link coefficients (``link.refit``).
     """
 
     max_iter: int = DEFAULT_MAX_ITER
@@ -62,6 +65,7 @@ class PalmOptions:
     gamma2: float = 1.1
     L0: Optional[float] = None
     inertial: bool = True
+    refit_link: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "max_iter", check_int(self.max_iter, "max_iter", low=0))
@@ -78,8 +82,9 @@ class PalmOptions:
         object.__setattr__(self, "gamma2", g2)
         object.__setattr__(self, "L0", check_scalar(self.L0, "L0", positive=True,
                                                     allow_none=True, high=1e12))
-        if not isinstance(self.inertial, (bool, np.bool_)):
-            raise TypeError(f"`inertial` must be True or False, got {self.inertial!r}")
+        for name in ("inertial", "refit_link"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise TypeError(f"`{name}` must be True or False, got {getattr(self, name)!r}")
 
 
 @dataclass
@@ -98,6 +103,8 @@ class PalmOutput:
     vstep_cg: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
     trials: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
     restarts: int = 0
+    link: Any = None
+    explained: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 @dataclass(frozen=True)
@@ -134,8 +141,8 @@ def run_palm(problem, options: PalmOptions = PalmOptions(),
     K, nt, fp, m = problem.kernels, problem.threads, problem.fourier, problem.mask
     w_ = problem.weights
     t1, t2, t3, t4, gam = w_.tau1, w_.tau2, w_.tau3, w_.tau4, w_.gamma
-    gm = problem.link.grad
-    poly = problem.link_args()
+    link = problem.link
+    gm = link.grad
     yu, dtype = problem.yu, problem.dtype
     lam, gamma2, tol, inertial = options.backtrack, options.gamma2, options.tol, options.inertial
 
@@ -158,10 +165,13 @@ def run_palm(problem, options: PalmOptions = PalmOptions(),
 
     def coupling(xx, vv, ff, ffx, ffg):
         """sum m (vv - f(xx))^2, writing f, f_x, f_g at xx."""
-        return K.coupling_eval(xx, *poly, vv, m, ff, ffx, ffg, nt)
+        return link.coupling(xx, vv, m, ff, ffx, ffg, nt, kernels=K)
 
     def objective(xx, XX, Hsum, g_value):
-        return 0.5 * fp.mr_residual(XX) + t1 * K.squared_gradient_norm(xx, nt) + g_value + t4 * Hsum
+        # The link's ridge terms (local link, DESIGN 12.2) count in H, so that the c-step is an
+        # exact block minimisation of psi.
+        return (0.5 * fp.mr_residual(XX) + t1 * K.squared_gradient_norm(xx, nt) + g_value
+                + t4 * (Hsum + link.penalty()))
 
     Hsum = coupling(x, v, f, fx, fg)
     if m is not None:
@@ -188,6 +198,7 @@ def run_palm(problem, options: PalmOptions = PalmOptions(),
     t_mom, have_prev, n_restarts, base_is_current = 1.0, False, 0, True
     n_up = 0  # consecutive plain steps redone because rounding raised psi
     n_trials = 0
+    explained: List[float] = []
     k = 0
     while k < options.max_iter:
         # Inertial extrapolation (iPALM, Pock and Sabach 2016) with FISTA weights; the
@@ -281,6 +292,19 @@ def run_palm(problem, options: PalmOptions = PalmOptions(),
         if inertial and have_prev:
             t_mom = t_next
         have_prev = True
+        if options.refit_link:
+            # c-step (DESIGN 12.3): exact minimisation over the coefficients, so psi cannot
+            # rise; the base set (f, f_x, f_g at x) is re-evaluated with the new link. The
+            # momentum restarts: an extrapolation would mix iterates of two links.
+            new_link = link.refit(x, v, m, nt)
+            H_new = new_link.coupling(x, v, m, f, fx, fg, nt, kernels=K)
+            psi_c = psi - t4 * (Hsum + link.penalty()) + t4 * (H_new + new_link.penalty())
+            if psi_c <= psi:
+                link, Hsum, psi = new_link, H_new, psi_c
+                have_prev, t_mom = False, 1.0
+            else:  # lower only by rounding: keep the old link and restore its values
+                Hsum = coupling(x, v, f, fx, fg)
+            explained.append(1.0 - Hsum / max(_variance_sum(v, m), 1e-300))
         newton_hist.append(info.newton_iter)
         cg_hist.append(info.cg_iter)
         trial_hist.append(n_trials)
@@ -302,4 +326,13 @@ def run_palm(problem, options: PalmOptions = PalmOptions(),
         n_iter=len(objective_hist) - 1, converged=converged, stop_reason=stop_reason,
         timings=timings, vstep_newton=np.asarray(newton_hist, int),
         vstep_cg=np.asarray(cg_hist, int), trials=np.asarray(trial_hist, int),
-        restarts=n_restarts)
+        restarts=n_restarts, link=link, explained=np.asarray(explained))
+
+
+def _variance_sum(v: np.ndarray, m: Optional[np.ndarray]) -> float:
+    """``sum m (v - mean_m v)^2``."""
+    if m is None:
+        return float(np.var(v, dtype=np.float64) * v.size)
+    w = float(m.sum())
+    mean = float(np.sum(m * v, dtype=np.float64)) / w
+    return float(np.sum(m * (v - mean) ** 2, dtype=np.float64))

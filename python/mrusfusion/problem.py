@@ -58,11 +58,6 @@ class FusionProblem:
     us_scale: float
     kernels: Any = _core
 
-    def link_args(self):
-        """Arguments of the link kernels after the image: coeffs, degree, mode, uv, uh, eps."""
-        g = self.link.grad
-        return self.link.coeffs.astype(self.dtype), self.link.degree, g.mode, g.uv, g.uh, g.eps
-
 
 def scale_of(img: np.ndarray, name: str) -> float:
     """The maximum an input is divided by.
@@ -108,8 +103,7 @@ def build_problem(y_m: np.ndarray, y_u: np.ndarray, *, ratio: int, degree: int, 
                             fourier=fp, x0=x0, link=link, weights=None, mr_scale=mr_scale,
                             us_scale=us_scale, kernels=kernels)
     n_fit = float(mask.sum()) if mask is not None else float(yu.size)
-    resvar = kernels.coupling_eval(x0, *problem.link_args(), yu, mask, None, None, None,
-                                   threads) / n_fit
+    resvar = link.coupling(x0, yu, mask, None, None, None, threads, kernels=kernels) / n_fit
     problem.weights = estimate_weights(ym, yu, ratio, fp.abs_lam2, resvar, tau1=tau1, tau2=tau2,
                                        tau3=tau3, tau4=tau4, gamma=gamma, mask=mask)
     return problem

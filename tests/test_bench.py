@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 
-from mrusfusion import bench
+from mrusfusion.experiments import bench
 
 
 def test_benchmark_record_is_complete(tmp_path):

@@ -291,7 +291,7 @@ def test_external_command_hook(monkeypatch, capsys):
 
     module.add_parser = add_parser
     monkeypatch.setitem(sys.modules, module.__name__, module)
-    monkeypatch.setattr(cli, "EXTERNAL_COMMANDS",
+    monkeypatch.setattr(cli.registry, "EXTERNAL_COMMANDS",
                         {"hello": module.__name__, "absent": "mrusfusion_no_such_module_xyz"})
     assert cli.main(["hello", "--name", "PALM"]) == 7
     assert capsys.readouterr().out == "hello PALM\n"
@@ -301,7 +301,7 @@ def test_external_command_hook(monkeypatch, capsys):
 def test_external_command_broken_import_is_not_hidden(monkeypatch, tmp_path):
     (tmp_path / "mrusfusion_broken_ext.py").write_text("import mrusfusion_missing_dependency_xyz\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(cli, "EXTERNAL_COMMANDS", {"broken": "mrusfusion_broken_ext"})
+    monkeypatch.setattr(cli.registry, "EXTERNAL_COMMANDS", {"broken": "mrusfusion_broken_ext"})
     with pytest.raises(ModuleNotFoundError, match="mrusfusion_missing_dependency_xyz"):
         cli.main(["info"])
 

@@ -5,7 +5,8 @@ import importlib
 import pytest
 
 MODULES = ["fusion", "polynomial", "operators", "simulate", "metrics", "weights", "data", "io",
-           "fourier", "sweep", "reproduce"]
+           "fourier", "experiments.sweep", "experiments.reproduce", "experiments.cases",
+           "experiments.figures", "experiments.tables"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -1,4 +1,5 @@
-"""mrusfusion.reproduce: the paper's simulated experiments on a tiny configuration (issue 5)."""
+"""mrusfusion.experiments.reproduce: the paper's simulated experiments on a tiny configuration
+(issue 5)."""
 import csv
 import math
 import sys
@@ -7,8 +8,8 @@ import numpy as np
 import pytest
 
 from mrusfusion import cli
-from mrusfusion.reproduce import (COLUMNS, TAU4_FACTORS, Case, paper_cases, phantom_regions,
-                                  reproduce)
+from mrusfusion.experiments.reproduce import (COLUMNS, TAU4_FACTORS, Case, paper_cases,
+                                              phantom_regions, reproduce)
 
 MAX_ITER = 5
 SHAPE = (64, 64)
@@ -90,7 +91,7 @@ def test_same_seed_same_numbers(run, tmp_path):
 
 def test_refuses_existing_outputs_before_computing(run, monkeypatch):
     out, _ = run
-    monkeypatch.setattr("mrusfusion.reproduce.simulate", None)  # would fail if reached
+    monkeypatch.setattr("mrusfusion.experiments.reproduce.simulate", None)  # would fail if reached
     with pytest.raises(FileExistsError, match="overwrite"):
         reproduce(out, cases=tiny_cases(), max_iter=MAX_ITER, progress=False)
 

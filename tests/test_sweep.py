@@ -1,4 +1,4 @@
-"""mrusfusion.sweep: fusion over a grid of weights (issue 8)."""
+"""mrusfusion.experiments.sweep: fusion over a grid of weights (issue 8)."""
 import csv
 import io as _io
 
@@ -7,7 +7,8 @@ import pytest
 
 import mrusfusion
 from mrusfusion import cli
-from mrusfusion.sweep import METRIC_COLUMNS, SweepResult, sweep, sweep_figure
+from mrusfusion.experiments.figures import sweep_figure
+from mrusfusion.experiments.sweep import METRIC_COLUMNS, SweepResult, sweep
 
 MAX_ITER = 5
 TAU1 = (0.005, 0.05)
@@ -137,7 +138,7 @@ def test_refuses_bad_arguments_before_fusing(sim, kwargs, error, match, monkeypa
     def no_fusion(*args, **kw):  # noqa: ARG001
         raise AssertionError("fuse must not run")
 
-    monkeypatch.setattr("mrusfusion.sweep.fuse", no_fusion)
+    monkeypatch.setattr("mrusfusion.experiments.sweep.fuse", no_fusion)
     with pytest.raises(error, match=match):
         sweep(sim.mr, sim.us, **kwargs)
 

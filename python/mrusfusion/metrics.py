@@ -50,8 +50,37 @@ def _rescaled(*arrays: np.ndarray, extra: float = 0.0,
     return top, tuple(a / top for a in arrays)
 
 
-def _region_values(image: np.ndarray, region: Region, name: str) -> np.ndarray:
-    """Pixel values of ``image`` inside ``region`` (a boolean mask or a tuple of slices)."""
+def region_values(image: np.ndarray, region: Region, name: str = "region") -> np.ndarray:
+    """Pixel values of ``image`` inside ``region``, with the checks :func:`cnr` makes.
+
+    Parameters
+    ----------
+    image : ndarray
+        The image (not validated here: :func:`cnr` has already checked it).
+    region : tuple of slice or bool ndarray
+        At most two slices such as ``np.s_[10:20, 30:40]``, or a boolean mask of the image's
+        shape.
+    name : str, optional
+        How error messages name the region (an argument or a command-line option).
+
+    Returns
+    -------
+    1-D ndarray
+        The selected pixels (a view or copy of ``image``'s values).
+
+    Raises
+    ------
+    TypeError
+        If ``region`` is neither slices nor a boolean mask.
+    ValueError
+        If a mask does not have the image's shape, or the region selects no pixel.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> region_values(np.arange(16.0).reshape(4, 4), np.s_[1:2, 2:4]).tolist()
+    [6.0, 7.0]
+    """
     if isinstance(region, slice):
         region = (region,)
     if isinstance(region, tuple):
@@ -425,8 +454,8 @@ def cnr(
     if variant not in ("standard", "authors"):
         raise ValueError(f"`variant` must be 'standard' or 'authors', got {variant!r}")
     (img,) = _as_images(image=image)
-    a = _region_values(img, region_a, "region_a")
-    b = _region_values(img, region_b, "region_b")
+    a = region_values(img, region_a, "region_a")
+    b = region_values(img, region_b, "region_b")
     scale, (a, b) = _rescaled(a, b)
     contrast = abs(float(a.mean()) - float(b.mean()))
     spread = float(a.var()) + float(b.var())

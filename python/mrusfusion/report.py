@@ -13,19 +13,38 @@ from typing import Optional
 import numpy as np
 
 
-__all__ = ["fusion_figure", "figure_format"]
+__all__ = ["fusion_figure", "figure_format", "require_matplotlib", "PLOT_HINT"]
 
-_PLOT_HINT = 'pip install "mrusfusion[plot]"'
+#: How to get the figures; every message about a missing matplotlib quotes it.
+PLOT_HINT = 'pip install "mrusfusion[plot]"'
 
 
-def _matplotlib():
-    """``(Figure, FigureCanvasAgg)``, imported on first use with an install hint."""
+def require_matplotlib():
+    """The two matplotlib classes the figures use, imported on first use.
+
+    Returns
+    -------
+    (type, type)
+        ``(matplotlib.figure.Figure, matplotlib.backends.backend_agg.FigureCanvasAgg)``: a
+        figure drawn on its own Agg canvas never touches pyplot or the global backend.
+
+    Raises
+    ------
+    ImportError
+        If matplotlib is not installed; the message quotes :data:`PLOT_HINT`.
+
+    Examples
+    --------
+    >>> Figure, FigureCanvasAgg = require_matplotlib()  # doctest: +SKIP
+    >>> FigureCanvasAgg(Figure()).get_default_filetype()  # doctest: +SKIP
+    'png'
+    """
     try:
         import matplotlib  # noqa: F401 - first, so a missing package fails here
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError as exc:
-        raise ImportError(f"figures need matplotlib, which is not installed: {_PLOT_HINT}") from exc
+        raise ImportError(f"figures need matplotlib, which is not installed: {PLOT_HINT}") from exc
     return Figure, FigureCanvasAgg
 
 
@@ -81,7 +100,7 @@ def figure_format(path) -> str:
     ValueError
         If matplotlib cannot write that extension; the message lists those it can.
     """
-    _, FigureCanvasAgg = _matplotlib()
+    _, FigureCanvasAgg = require_matplotlib()
     suffix = Path(os.fspath(path)).suffix
     fmt = suffix.lower().lstrip(".")
     supported = FigureCanvasAgg.get_supported_filetypes()
@@ -154,7 +173,7 @@ def fusion_figure(mr, us, result, path=None, *, title: Optional[str] = None,
     >>> len(fusion_figure(sim.mr, sim.us, res).axes)
     6
     """
-    Figure, FigureCanvasAgg = _matplotlib()
+    Figure, FigureCanvasAgg = require_matplotlib()
     mr = np.asarray(mr, dtype=np.float64)
     us = np.asarray(us, dtype=np.float64)
     x = np.asarray(result.x, dtype=np.float64)

@@ -16,7 +16,8 @@ import numpy as np
 from scipy import ndimage
 from scipy.io import loadmat
 
-__all__ = ["sample_pair", "SamplePair", "SAMPLE_PSF", "pelvis_mr", "phantom", "phantom_lesion", "PhantomLesion"]
+__all__ = ["sample_pair", "SamplePair", "SAMPLE_PSF", "pelvis_mr", "phantom", "phantom_lesion",
+           "PhantomLesion"]
 
 
 def _float_dtype(dtype) -> np.dtype:
@@ -217,7 +218,8 @@ def _phantom_shape(shape) -> Tuple[int, int]:
 
 
 def _edge_width(shape: Tuple[int, int]) -> float:
-    """Width ``w`` (pixels) of the phantom's smooth edges: the anatomy looks the same at any size."""
+    """Width ``w`` (pixels) of the phantom's smooth edges, so the anatomy looks the same at any
+    size."""
     return 1.5 * max(1.0, min(shape) / 256.0)
 
 

@@ -1,4 +1,4 @@
-"""The benchmark suite (``mrusfusion bench``, ``python bench/run.py``).
+"""The benchmark suite (run by ``mrusfusion bench`` and ``python bench/run.py``).
 
 Everything is measured side by side in one process, because the machines are shared and noisy:
 the cost of a PALM iteration is reported in units of one planned real FFT pair (forward and
@@ -21,16 +21,17 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import pyfftw
 
-from . import _core
-from . import _reference as ref
-from ._config import get_num_threads
-from .data import phantom
-from .fourier import FourierProblem
-from .fusion import fuse
-from .operators import gaussian_psf
-from .simulate import simulate
+from .. import _core
+from .. import _reference as ref
+from .._config import get_num_threads
+from ..data import phantom
+from ..fourier import FourierProblem
+from ..fusion import fuse, fuse_with_kernels
+from ..operators import gaussian_psf
+from ..simulate import simulate
 
-__all__ = ["run_benchmark", "fft_pair_ms", "kernel_ratios", "add_parser"]
+__all__ = ["run_benchmark", "fft_pair_ms", "kernel_ratios", "interleaved_iteration_ms",
+           "markdown"]
 
 
 def _median_ms(fn, reps: int = 7, warmup: int = 1) -> float:
@@ -63,8 +64,9 @@ def _iteration_times(mr, us, iters: int, threads: int, backend: str = "native", 
     FFTW_MEASURE, as is the reference FFT pair, so that both use the same quality of plan."""
     stamps: List[float] = []
     kw.setdefault("planner_effort", "FFTW_MEASURE")
-    res = fuse(mr, us, max_iter=iters, tol=0, threads=threads, _backend=backend,
-               callback=lambda s: stamps.append(time.perf_counter()), **kw)
+    kernels = ref if backend == "numpy" else _core
+    res = fuse_with_kernels(kernels, mr, us, max_iter=iters, tol=0, threads=threads,
+                            callback=lambda s: stamps.append(time.perf_counter()), **kw)
     per_iter = np.diff(stamps)
     return res, float(np.median(per_iter) * 1e3) if per_iter.size else float("nan")
 
@@ -110,7 +112,6 @@ def kernel_ratios(n: int = 600, dtype=np.float64, threads: Sequence[int] = (1, 2
         "jacobian_transpose": lambda K, t: K.jacobian_transpose(x, v, y, None, outs[1], outs[2], 0, 1.0, 0.0, 0.0, -1.0, outs[3], None, outs[4], t),
         "vstep_eval (value, gradient)": lambda K, t: K.vstep_eval(v, y, w, None, 1.0, 1.01, 0.5, 0.2, outs[3], outs[4], t),
         "dtd_apply (Hessian product)": lambda K, t: K.dtd_apply(x, y, 0.1, 0.5, outs[5], t),
-        "log_rayleigh_prox": lambda K, t: K.log_rayleigh_prox(a, y, None, 0.5, 1.01, 2.0, outs[5], t),
         "xstep_solve (Woodbury)": lambda K, t: K.xstep_solve(fp.rhs_mr, Xk, Gk, fp.lam, fp.dtd, n, 4, 0.1, 0.5, fp._twork, Xo, None, t),
         "diff_stats": lambda K, t: K.diff_stats(x, v, y, None, t),
         "axpby (with norm)": lambda K, t: K.axpby(x, v, 1.3, -0.3, outs[5], t),
@@ -327,25 +328,3 @@ def markdown(rec: dict) -> str:
                   f"{max(rec['threads'])} threads:", ""]
         lines += [f"- {labels.get(k, k)}: {v:.2f}x" for k, v in rec["scaling"].items()]
     return "\n".join(lines) + "\n"
-
-
-def add_parser(subparsers):
-    from .cli import command_parser
-
-    p = command_parser(
-        subparsers, "bench", summary="measure speed against the FFT floor and the NumPy twins",
-        description=("Time PALM iterations at several sizes (ratio 4, and 6 where it divides), "
-                     "float64 and float32, 1 thread and all threads; report each iteration in "
-                     "FFT-pair equivalents measured in the same run, the native/NumPy speed "
-                     "ratio per kernel and per iteration, peak memory, and plain vs inertial "
-                     "PALM time to convergence. Writes bench.json and bench.md to --out."),
-        example="mrusfusion bench --out bench/results\nmrusfusion bench --sizes 256 600 --iters 5")
-    p.add_argument("--sizes", type=int, nargs="+", default=[256, 600, 1200, 2400])
-    p.add_argument("--iters", type=int, default=10, help="iterations timed per configuration")
-    p.add_argument("--out", default="bench/results", help="output folder (default bench/results)")
-    p.add_argument("--converge-max-size", type=int, default=600)
-    p.add_argument("--numpy-max-size", type=int, default=600)
-    p.set_defaults(func=lambda a: (run_benchmark(a.sizes, iters=a.iters, out_dir=a.out,
-                                                 converge_max_size=a.converge_max_size,
-                                                 numpy_max_size=a.numpy_max_size), 0)[1])
-    return p

@@ -1,15 +1,14 @@
-"""Fusion over a grid of one or two weights (issue 8; the paper's Fig. 8), and the ``sweep`` command.
+"""Fusion over a grid of one or two weights (the paper's Fig. 8).
 
 :func:`sweep` runs :func:`mrusfusion.fuse` at every point of a grid of ``tau1``..``tau4`` values
 (at most two of them varying), in parallel over the grid points, and reports for each the
 quantities of the paper's Fig. 8 (the contrast-to-noise ratio between two regions and the slope
 of an intensity profile across an interface) and, when a ground truth is known, PSNR and MSSIM.
-:func:`sweep_figure` draws the curves and a thumbnail of the fused image at each point.
+:func:`mrusfusion.experiments.figures.sweep_figure` draws the curves and a thumbnail of the
+fused image at each point; ``mrusfusion sweep`` is the command.
 """
 from __future__ import annotations
 
-import csv
-import io as _io
 import itertools
 import math
 import sys
@@ -17,26 +16,23 @@ import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from numbers import Real
-from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from . import metrics
-from ._config import get_num_threads
-from ._validation import as_image
-from .fusion import DEFAULT_MAX_ITER, fuse
+from .. import metrics
+from .._config import get_num_threads
+from .._validation import as_image
+from ..fourier import DEFAULT_PLANNER
+from ..fusion import fuse
+from .tables import csv_text, write_text
 
-__all__ = ["sweep", "SweepResult", "sweep_figure", "add_parser", "run"]
+__all__ = ["sweep", "SweepResult", "fidelity", "TAUS", "METRIC_COLUMNS"]
 
 TAUS = ("tau1", "tau2", "tau3", "tau4")
 #: Metric columns of :attr:`SweepResult.table`, present when their inputs were given.
 METRIC_COLUMNS = ("cnr_x_db", "cnr_v_db", "slope_x", "slope_v", "psnr_x", "mssim_x", "psnr_v",
                   "mssim_v")
-_PLOT_HINT = 'pip install "mrusfusion[plot]"'
-# FFTW_MEASURE picks its algorithms by timing them, so two runs (or two threads) may round
-# differently in the last bits; the kernels themselves do not depend on the thread count.
-_REPRODUCIBLE_PLANNER = "FFTW_ESTIMATE"
 
 
 # --------------------------------------------------------------------------- result
@@ -138,40 +134,10 @@ class SweepResult:
         pathlib.Path or str
             The path written, or the CSV text when ``path`` is ``None``.
         """
-        text = _csv_text(self.table, digits=digits)
+        text = csv_text(self.table, digits=digits)
         if path is None:
             return text
-        from .report import _write_atomic
-
-        return _write_atomic(path, lambda h: h.write(text.encode("utf-8")), overwrite=overwrite)
-
-
-def _format_value(value, digits: Optional[int]) -> str:
-    if isinstance(value, (bool, np.bool_)):
-        return "true" if value else "false"
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)):
-        v = float(value)
-        if math.isnan(v):
-            return "nan"
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-        return repr(v) if digits is None else format(v, f".{digits}g")
-    return str(value)
-
-
-def _csv_text(rows: Sequence[dict], *, digits: Optional[int] = None) -> str:
-    """CSV of ``rows`` (dicts with the same keys), with ``\\n`` line ends."""
-    buf = _io.StringIO()
-    if not rows:
-        return ""
-    writer = csv.writer(buf, lineterminator="\n")
-    columns = list(rows[0])
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow([_format_value(row[c], digits) for c in columns])
-    return buf.getvalue()
+        return write_text(path, text, overwrite=overwrite)
 
 
 # --------------------------------------------------------------------------- validation
@@ -232,8 +198,8 @@ def _check_regions(region_a, region_b, shape) -> bool:
         return False
     probe = np.zeros(shape)
     # the same checks cnr() will make, before any fusion runs
-    metrics._region_values(probe, region_a, "region_a")
-    metrics._region_values(probe, region_b, "region_b")
+    metrics.region_values(probe, region_a, "region_a")
+    metrics.region_values(probe, region_b, "region_b")
     return True
 
 
@@ -306,7 +272,8 @@ def sweep(mr, us, *, tau1=None, tau2=None, tau3=None, tau4=None, region_a=None, 
     **fuse_kwargs
         Passed to :func:`mrusfusion.fuse` (``max_iter``, ``degree``, ``ratio``, ``psf``, ...).
         Each fusion runs with ``threads=1`` unless ``threads`` is given (the parallelism is
-        over the grid points). ``planner_effort`` defaults to ``"FFTW_ESTIMATE"`` so that
+        over the grid points). ``planner_effort`` defaults to
+        :data:`mrusfusion.fourier.DEFAULT_PLANNER` (``"FFTW_ESTIMATE"``) so that
         results do not depend on FFTW's timing-based plan choice: serial and parallel sweeps
         then agree exactly. (FFTW reuses plans measured earlier in the process for the same
         size and thread count, which can change the last bits.)
@@ -373,7 +340,7 @@ def sweep(mr, us, *, tau1=None, tau2=None, tau3=None, tau4=None, region_a=None, 
             raise ValueError(f"`max_workers` must be a positive integer, got {max_workers}")
         workers = min(int(max_workers), n)
     kwargs = dict(fuse_kwargs)
-    kwargs.setdefault("planner_effort", _REPRODUCIBLE_PLANNER)
+    kwargs.setdefault("planner_effort", DEFAULT_PLANNER)
     # Parallelism is over grid points. One thread per fusion whatever the number of workers, so
     # that the numbers do not depend on max_workers (FFTW plans may depend on the thread count).
     kwargs.setdefault("threads", 1)
@@ -430,267 +397,3 @@ def sweep(mr, us, *, tau1=None, tau2=None, tau3=None, tau4=None, region_a=None, 
                        images=tuple(o[1] for o in outcomes),
                        seconds=tuple(o[2] for o in outcomes),
                        wall_time=time.perf_counter() - t_start, max_workers=workers)
-
-
-# --------------------------------------------------------------------------- figure
-
-_CURVES = (  # (panel title, [(column, label, style)])
-    ("CNR between the regions (dB)", (("cnr_x_db", "x", "-"), ("cnr_v_db", "v", "--"))),
-    ("profile slope (per pixel)", (("slope_x", "x", "-"), ("slope_v", "v", "--"))),
-    ("PSNR (dB)", (("psnr_x", "x vs true MR", "-"), ("psnr_v", "v vs true US", "--"))),
-    ("MSSIM", (("mssim_x", "x vs true MR", "-"), ("mssim_v", "v vs true US", "--"))),
-)
-_MAX_THUMBS = 8
-
-
-def _evenly(n: int, k: int) -> List[int]:
-    """At most ``k`` indices of ``range(n)``, evenly spread, first and last included."""
-    if n <= k:
-        return list(range(n))
-    return sorted({int(round(i)) for i in np.linspace(0, n - 1, k)})
-
-
-def sweep_figure(result: SweepResult, path=None, *, title: Optional[str] = None,
-                 mark: Optional[Dict[str, float]] = None, overwrite: bool = False):
-    """The curves of a sweep against the swept tau and a thumbnail of ``x`` at each point.
-
-    Parameters
-    ----------
-    result : SweepResult
-        What :func:`sweep` returned.
-    path : str or os.PathLike, optional
-        Also write the figure there (the extension picks the format).
-    title : str, optional
-        Figure title (default: :attr:`SweepResult.message`).
-    mark : dict, optional
-        ``{"tau4": value}``: a vertical line at that value of the horizontal axis (e.g. the
-        automatic value).
-    overwrite : bool, default False
-        Replace an existing file at ``path``.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        One panel per measured quantity (CNR, profile slope, PSNR, MSSIM; ``x`` solid, ``v``
-        dashed) against the first swept tau (log axis when all values are positive; with two
-        swept taus, one curve per value of the second), then a grid of thumbnails of ``x``
-        (at most 8 per row and per column, evenly chosen) on one grey scale.
-
-    Raises
-    ------
-    ImportError
-        If matplotlib is not installed (the message says ``pip install "mrusfusion[plot]"``).
-    FileExistsError, FileNotFoundError, ValueError
-        As :func:`mrusfusion.report.fusion_figure` for ``path``.
-
-    Examples
-    --------
-    >>> from mrusfusion import phantom, simulate
-    >>> sim = simulate(phantom((32, 32)), ratio=2, seed=0)
-    >>> res = sweep(sim.mr, sim.us, tau4=[0.1, 1.0], mr_true=sim.mr_true, max_iter=2)
-    >>> len(sweep_figure(res).axes)  # PSNR and MSSIM panels, two thumbnails
-    4
-    """
-    from .report import _matplotlib, _write_atomic, figure_format
-
-    Figure, FigureCanvasAgg = _matplotlib()
-    names = list(result.axes)
-    first = names[0]
-    second = names[1] if len(names) > 1 else None
-    xs = np.array(result.axes[first])
-    ys = np.array(result.axes[second]) if second else np.array([np.nan])
-    table = result.table
-    panels = [(t, [c for c in curves if c[0] in (table[0] if table else {})])
-              for t, curves in _CURVES]
-    panels = [(t, c) for t, c in panels if c]
-
-    def row_of(i, j):
-        # first varies slowest in the grid
-        return table[i * len(ys) + j] if second else table[i]
-
-    ti = _evenly(len(xs), _MAX_THUMBS)
-    tj = _evenly(len(ys), _MAX_THUMBS) if second else [0]
-    n_thumb_cols = len(ti)
-    n_curve_rows = math.ceil(len(panels) / 2) if panels else 0
-    n_rows = n_curve_rows + len(tj)
-    fig = Figure(figsize=(max(9.0, 1.6 * n_thumb_cols), 3.0 * n_curve_rows + 1.8 * len(tj) + 0.8),
-                 layout="constrained")
-    FigureCanvasAgg(fig)
-    heights = [3.0] * n_curve_rows + [1.8] * len(tj)
-    outer = fig.add_gridspec(n_rows, 1, height_ratios=heights)
-    log = bool(np.all(xs > 0))
-    colours = [f"C{j % 10}" for j in range(len(ys))]
-    for p, (ptitle, curves) in enumerate(panels):
-        r, c = divmod(p, 2)
-        sub = outer[r].subgridspec(1, 2)
-        ax = fig.add_subplot(sub[c])
-        for j, yv in enumerate(ys):
-            for col, label, style in curves:
-                vals = [float(row_of(i, j)[col]) for i in range(len(xs))]
-                lab = label if not second else f"{label}, {second} {yv:.3g}"
-                # 1-D: x and v in two colours; 2-D: one colour per value of the second tau
-                colour = colours[j] if second else ("C0" if style == "-" else "C1")
-                ax.plot(xs, vals, style, marker="o", ms=3, color=colour, label=lab)
-        if log:
-            ax.set_xscale("log")
-        if mark and first in mark:
-            ax.axvline(mark[first], color="0.5", lw=1, ls=":", label=f"{first} {mark[first]:.3g}")
-        ax.set_xlabel(first)
-        ax.set_title(ptitle, fontsize=9)
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
-    imgs = [row_of(i, j) for j in tj for i in ti]
-    lo = min(float(np.min(result.images[r["index"]])) for r in imgs)
-    hi = max(float(np.max(result.images[r["index"]])) for r in imgs)
-    for a, j in enumerate(tj):
-        sub = outer[n_curve_rows + a].subgridspec(1, n_thumb_cols)
-        for b, i in enumerate(ti):
-            row = row_of(i, j)
-            ax = fig.add_subplot(sub[b])
-            ax.imshow(result.images[row["index"]], cmap="gray", vmin=lo, vmax=hi,
-                      interpolation="nearest")
-            label = f"{first} {xs[i]:.3g}" + (f"\n{second} {ys[j]:.3g}" if second else "")
-            if not row["converged"]:
-                label += "\n(not converged)"
-            ax.set_title(label, fontsize=7)
-            ax.set_xticks([])
-            ax.set_yticks([])
-    fig.suptitle(title if title is not None else result.message, fontsize=10)
-    if path is not None:
-        fmt = figure_format(path)
-        _write_atomic(path, lambda h: fig.savefig(h, format=fmt, dpi=110), overwrite=overwrite)
-    return fig
-
-
-# --------------------------------------------------------------------------- command
-
-SWEEP_CSV = "sweep.csv"
-SWEEP_FIGURE = "sweep.png"
-
-
-def _region(values):
-    if values is None:
-        return None
-    r0, r1, c0, c1 = (int(v) for v in values)
-    return np.s_[r0:r1, c0:c1]
-
-
-def run(args) -> int:
-    """Handler of ``mrusfusion sweep``."""
-    from . import io
-    from .cli import _have_matplotlib, _say, output_paths_ok
-
-    out = Path(args.out).expanduser()
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"--out {args.out} exists and is not a folder")
-    plot = _have_matplotlib()
-    names = (SWEEP_CSV,) + ((SWEEP_FIGURE,) if plot else ())
-    inputs = [p for p in (args.mr_path, args.us_path, args.mr_true, args.us_true) if p]
-    if out.is_dir():
-        output_paths_ok([("", str(out / n)) for n in names], inputs, overwrite=args.overwrite)
-    given = {name: getattr(args, name) for name in TAUS if getattr(args, name) is not None}
-    if not given:
-        raise ValueError("give the values to sweep with at least one of --tau1 .. --tau4")
-    if any(len(v) > 1 for v in given.values()):
-        taus = {k: (v if len(v) > 1 else v[0]) for k, v in given.items()}
-    else:  # a single value each: a one-point grid over those given
-        taus = dict(given)
-    profile = None
-    if args.profile is not None:
-        r0, c0, r1, c1 = args.profile
-        profile = ((r0, c0), (r1, c1))
-    mr = io.load(args.mr_path).data
-    us = io.load(args.us_path).data
-    probe = np.zeros(us.shape)
-    for opt, values in (("--region-a", args.region_a), ("--region-b", args.region_b)):
-        if values is not None:  # name the option, not the argument of sweep(), in errors
-            metrics._region_values(probe, _region(values), opt)
-    mr_true = io.load(args.mr_true).data if args.mr_true else None
-    us_true = io.load(args.us_true).data if args.us_true else None
-    fuse_kwargs = {"max_iter": args.max_iter, "degree": args.degree}
-    if args.ratio is not None:
-        fuse_kwargs["ratio"] = args.ratio
-    if args.threads is not None:
-        fuse_kwargs["threads"] = args.threads
-    res = sweep(mr, us, **taus, region_a=_region(args.region_a), region_b=_region(args.region_b),
-                profile=profile, mr_true=mr_true, us_true=us_true, max_workers=args.workers,
-                progress=not args.quiet, **fuse_kwargs)
-    out.mkdir(parents=True, exist_ok=True)
-    written = [res.to_csv(out / SWEEP_CSV, overwrite=args.overwrite)]
-    if plot:
-        sweep_figure(res, out / SWEEP_FIGURE, overwrite=args.overwrite,
-                     title=f"{Path(args.mr_path).name} + {Path(args.us_path).name}: "
-                           f"{res.message}")
-        written.append(out / SWEEP_FIGURE)
-    lines = [res.message, _csv_text(res.table, digits=4).rstrip("\n")]
-    for metric in METRIC_COLUMNS:
-        if res.table and metric in res.table[0]:
-            best = res.best(metric)
-            at = ", ".join(f"{k} {best[k]:.3g}" for k in res.axes)
-            lines.append(f"best {metric}: {best[metric]:.4g} at {at}")
-    if not plot:
-        lines.append(f"no figure: matplotlib is not installed ({_PLOT_HINT} gives figures)")
-    _say(args, *lines, *(f"wrote {p}" for p in written))
-    return 0
-
-
-def add_parser(subparsers):
-    """Register ``mrusfusion sweep`` (the hook of :data:`mrusfusion.cli.EXTERNAL_COMMANDS`)."""
-    from .cli import (_nonnegative_float, _nonnegative_int, _positive_float, _positive_int,
-                      command_parser)
-
-    p = command_parser(
-        subparsers, "sweep", summary="fuse over a grid of one or two weights (paper Fig. 8)",
-        description=(
-            "Fuse an MR image with a registered US image at every point of a grid of one or two "
-            "of the weights tau1..tau4 (an option with several values is swept; one with a "
-            "single value is fixed; the others are measured on the data), in parallel, and "
-            "report for each point the contrast-to-noise ratio (dB) between two regions and "
-            "the slope of an intensity profile across an interface (the paper's Fig. 8), and "
-            "PSNR/MSSIM when ground truths are given. Writes to OUT_DIR (created if needed):\n\n"
-            f"  {SWEEP_CSV}     one row per grid point: taus used, CNR, slope, PSNR, MSSIM,\n"
-            "                iterations, convergence\n"
-            f"  {SWEEP_FIGURE}     the curves and a thumbnail of the fused image x per point\n"
-            f"                (needs matplotlib: {_PLOT_HINT})\n\n"
-            "Regions and profile points are in pixels of the US grid (the grid of the fused "
-            "images); regions are half-open row and column ranges. tau4 small: x MR-like "
-            "(higher CNR, softer interfaces); large: US-like (sharper, more speckle). Existing "
-            "files are not replaced without --overwrite."),
-        example=("mrusfusion simulate sim --ratio 4\n"
-                 "mrusfusion sweep sim/mr.npy sim/us.npy --tau4 1e-3 1e-2 1e-1 1 \\\n"
-                 "    --region-a 198 211 206 218 --region-b 160 180 225 250 \\\n"
-                 "    --profile 204 232 204 218 --mr-true sim/mr_true.npy --out sweep-out\n"
-                 "mrusfusion sweep mr.nii.gz us.nii.gz --tau1 0.01 0.1 --tau4 0.1 1 --out grid"))
-    p.add_argument("mr_path", metavar="MR_PATH", help="MR image (low resolution)")
-    p.add_argument("us_path", metavar="US_PATH", help="US image registered to the MR image")
-    p.add_argument("--out", required=True, metavar="OUT_DIR", help="folder for the outputs")
-    g = p.add_argument_group("grid (one or two options with several values)")
-    for name, kind, what in (("tau1", _nonnegative_float, "MR smoothness"),
-                             ("tau2", _positive_float, "US data fidelity"),
-                             ("tau3", _nonnegative_float, "US smoothness"),
-                             ("tau4", _positive_float, "MR/US coupling")):
-        g.add_argument(f"--{name}", type=kind, nargs="+", metavar="T", help=what)
-    m = p.add_argument_group("measurements (pixels of the US grid)")
-    m.add_argument("--region-a", type=int, nargs=4, metavar=("R0", "R1", "C0", "C1"),
-                   help="first CNR region: rows R0:R1, columns C0:C1")
-    m.add_argument("--region-b", type=int, nargs=4, metavar=("R0", "R1", "C0", "C1"),
-                   help="second CNR region")
-    m.add_argument("--profile", type=float, nargs=4, metavar=("R0", "C0", "R1", "C1"),
-                   help="segment from (R0, C0) to (R1, C1) crossing an interface")
-    m.add_argument("--mr-true", metavar="PATH", help="true MR on the US grid (PSNR, MSSIM of x)")
-    m.add_argument("--us-true", metavar="PATH", help="true US (PSNR, MSSIM of v)")
-    s = p.add_argument_group("fusion")
-    s.add_argument("--ratio", type=_positive_int, metavar="N",
-                   help="decimation ratio (default: from the shapes)")
-    s.add_argument("--degree", type=_positive_int, default=4, metavar="D",
-                   help="degree of the polynomial link (default: %(default)s)")
-    s.add_argument("--max-iter", type=_nonnegative_int, default=DEFAULT_MAX_ITER, metavar="N",
-                   help="iteration cap of each fusion (default: %(default)s)")
-    s.add_argument("--workers", type=_positive_int, metavar="N",
-                   help="fusions run at once (default: one per core, at most the grid size)")
-    s.add_argument("--threads", type=_positive_int, metavar="N",
-                   help="threads of each fusion (default: 1; the workers run in parallel)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress lines, no summary")
-    p.set_defaults(func=run)
-    return p

@@ -224,6 +224,37 @@ def test_fit_polynomial_gives_finite_links_or_raises(data, n1, n2, degree, gradi
 
 
 @PROPERTY
+@given(data=st.data(), degree=st.integers(0, 4), gradient=GRADIENTS,
+       mr_exp=st.integers(-300, 300) | st.integers(-40, 40),
+       us_exp=st.integers(-300, 300) | st.integers(-40, 40))
+def test_fit_polynomial_at_extreme_scales_is_scale_covariant_or_says_why(data, degree, gradient,
+                                                                        mr_exp, us_exp):
+    """Issue 19 item 6: a fit at any finite scale returns the scaled link or names `mr`/`us`."""
+    x = data.draw(images((12, 10), np.float64, ["smooth", "noise", "ramp", "speckle"]), label="mr")
+    y = data.draw(images((12, 10), np.float64), label="us")
+    kw = dict(gradient=gradient[0], scan_direction=gradient[1], threads=1)
+    try:
+        base = mf.fit_polynomial(x, y, degree, **kw)
+    except ACCEPTED as exc:
+        _refused(exc)
+        return
+    # Scaled so that the largest magnitudes are 10^mr_exp and 10^us_exp (all finite).
+    a = 10.0**mr_exp / (float(np.abs(x).max()) or 1.0)
+    b = 10.0**us_exp / (float(np.abs(y).max()) or 1.0)
+    try:
+        # The magnitude gradient's eps is in the units of mr: it scales with them.
+        link = mf.fit_polynomial(x * a, y * b, degree, eps=1e-3 * a, **kw)
+    except ACCEPTED as exc:
+        assert "`mr`" in str(exc) and "`us`" in str(exc)
+        _refused(exc)
+        return
+    assert np.isfinite(link.coeffs).all() and np.isfinite(link.relative_residual)
+    assert link.relative_residual == pytest.approx(base.relative_residual, rel=1e-6, abs=1e-9)
+    f = link.evaluate(x * a) / b
+    np.testing.assert_allclose(f, base.evaluate(x), atol=1e-6 * (np.abs(y).max() or 1.0))
+
+
+@PROPERTY
 @given(data=st.data(), n1=st.integers(2, 24), n2=st.integers(2, 24), ratio=st.integers(1, 4),
        gradient=GRADIENTS, mr_snr=st.floats(-20, 60), us_snr=st.floats(-20, 60),
        psf_size=st.integers(1, 9))

@@ -11,7 +11,7 @@ from scipy import ndimage
 import mrusfusion as mf
 from mrusfusion import metrics
 from mrusfusion.operators import Blur, Decimation, bicubic_upsample, gaussian_psf, make_gradient
-from mrusfusion.polynomial import n_coeffs
+from mrusfusion.link import n_coeffs
 
 PROPERTY = settings(max_examples=25, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

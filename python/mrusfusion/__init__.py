@@ -15,7 +15,7 @@ from ._config import get_num_threads, set_num_threads, show_config
 from .baselines import despeckle, super_resolve
 from .fusion import FusionResult, IterationState, fuse
 from .progress import ProgressBar
-from .polynomial import PolynomialLink, degree_residuals, fit_polynomial
+from .link import PolynomialLink, degree_residuals, fit_polynomial
 from .simulate import RealisticSimulation, SimulationResult, simulate, simulate_bmode
 from .weights import Weights
 from .data import phantom, sample_pair, pelvis_mr

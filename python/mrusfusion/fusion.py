@@ -23,7 +23,7 @@ from ._validation import (as_image, as_mask, check_gamma, check_gradient, check_
 from .fourier import DEFAULT_PLANNER, PLANNERS
 from .operators import as_psf
 from .palm import DEFAULT_MAX_ITER, DEFAULT_TOL, PalmOptions, run_palm
-from .polynomial import MAX_DEGREE, PolynomialLink
+from .link import MAX_DEGREE, PolynomialLink
 from .problem import build_problem
 from .progress import ProgressBar
 from .weights import Weights

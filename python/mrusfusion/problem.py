@@ -13,7 +13,7 @@ import numpy as np
 from . import _core
 from .fourier import FourierProblem
 from .operators import bicubic_upsample
-from .polynomial import PolynomialLink, fit_polynomial
+from .link import PolynomialLink, fit_polynomial
 from .weights import Weights, estimate_weights
 
 __all__ = ["FusionProblem", "build_problem"]

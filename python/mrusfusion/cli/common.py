@@ -19,7 +19,7 @@ import numpy as np
 
 from .._version import __version__
 from ..io import WRITE_FORMATS, write_atomic
-from ..polynomial import exponents
+from ..link import exponents
 from ..report import PLOT_HINT, require_matplotlib
 
 __all__ = ["PROG", "USER_ERRORS", "PLOT_HINT", "HelpFormatter", "fill", "command_parser",

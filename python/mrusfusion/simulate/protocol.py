@@ -8,7 +8,7 @@ import numpy as np
 
 from .._validation import as_image, check_int, check_scalar
 from ..operators import Blur, Decimation, gaussian_psf
-from ..polynomial import PolynomialLink, n_coeffs
+from ..link import PolynomialLink, n_coeffs
 
 __all__ = ["simulate", "SimulationResult", "AUTHORS_COEFFS", "snr_db", "PAPER_SNR_DB"]
 

@@ -195,3 +195,33 @@ def test_link_as_third_block_keeps_psi_monotone_and_c_optimal(dtype, inertial):
     # and the c-step really moves the link away from the fit on the bicubic MR
     fixed = mf.fuse(mr, us, max_iter=25, degree=2)
     assert not np.allclose(res.coeffs, fixed.coeffs)
+
+
+def test_degree_none_selects_by_cross_validation_and_says_so():
+    sim = mf.simulate(mf.phantom((64, 64)), ratio=2, seed=0)
+    res = mf.fuse(sim.mr, sim.us, degree=None, max_iter=3)
+    sel = res.link_choice.degree_selection
+    assert sel is not None and res.link.degree == sel.degree
+    assert "cross-validation" in res.link_choice.message
+    # the chosen degree has a CV error within one standard error of the best one
+    i = sel.degrees.index(sel.degree)
+    best = int(np.nanargmin(sel.cv_error))
+    assert sel.cv_error[i] <= sel.cv_error[best] + sel.cv_se[best] + 1e-12
+
+
+def test_degree_none_falls_back_on_a_tiny_image_and_says_so():
+    sim = mf.simulate(mf.phantom((16, 16)), ratio=2, seed=0)
+    res = mf.fuse(sim.mr, sim.us, degree=None, max_iter=2)
+    assert res.link_choice.degree_selection.fallback
+    assert res.link.degree == 1 and "cannot run" in res.link_choice.message
+
+
+@pytest.mark.parametrize("kw,exc,match", [
+    ({"link": "spline"}, ValueError, "`link` must be one of"),
+    ({"link": 3}, TypeError, "`link` must be a string"),
+    ({"degree": None, "coeffs": np.zeros(3)}, ValueError, "`coeffs` needs `degree`"),
+])
+def test_link_arguments_are_checked(kw, exc, match):
+    sim = mf.simulate(mf.phantom((16, 16)), ratio=2, seed=0)
+    with pytest.raises(exc, match=match):
+        mf.fuse(sim.mr, sim.us, max_iter=1, **kw)

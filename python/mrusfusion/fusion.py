@@ -23,8 +23,8 @@ from ._validation import (as_image, as_mask, check_gamma, check_gradient, check_
 from .fourier import DEFAULT_PLANNER, PLANNERS
 from .operators import as_psf
 from .palm import DEFAULT_MAX_ITER, DEFAULT_TOL, PalmOptions, run_palm
-from .link import MAX_DEGREE, PolynomialLink
-from .problem import build_problem
+from .link import MAX_DEGREE, Link, PolynomialLink
+from .problem import LINKS, LinkChoice, build_problem
 from .progress import ProgressBar
 from .weights import Weights
 
@@ -75,6 +75,8 @@ class FusionResult:
         Number of x-step solves of each iteration (1 + the backtracking increases of ``L``).
     restarts : int
         Inertial steps rejected by the monotone safeguard (redone as plain PALM steps).
+    link_choice : LinkChoice
+        How the link was chosen: the degree and knot-grid cross-validation and a message.
     explained : ndarray
         With ``refit_link``: the share of the variance of ``v`` that the link explains after
         each c-step (a value near 0 means the link degenerated to the mean of ``v``).
@@ -100,6 +102,7 @@ class FusionResult:
     trials: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
     restarts: int = 0
     explained: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    link_choice: Optional[LinkChoice] = None
 
     @property
     def message(self) -> str:
@@ -173,7 +176,8 @@ def _common_dtype(*arrays) -> np.dtype:
     return np.dtype(np.float32) if all(a.dtype == np.float32 for a in arrays) else np.dtype(np.float64)
 
 
-def fuse(mr, us, psf=None, *, ratio: Optional[int] = None, degree: int = 4, tau1: Optional[float] = None,
+def fuse(mr, us, psf=None, *, ratio: Optional[int] = None, degree: Optional[int] = 4,
+         link="global", tau1: Optional[float] = None,
          tau2: Optional[float] = None, tau3: Optional[float] = None, tau4: Optional[float] = None,
          gamma: Optional[float] = None, gradient: str = "directional",
          scan_direction=(1.0, 0.0), eps: float = 1e-3, coeffs=None, mask=None,
@@ -203,8 +207,17 @@ def fuse(mr, us, psf=None, *, ratio: Optional[int] = None, degree: int = 4, tau1
         sample pair's own blur.
     ratio : int, optional
         Decimation ratio ``s``; inferred from the shapes when omitted.
-    degree : int
-        Degree of the polynomial link (paper: 3 on simulations, 4 on real data).
+    degree : int or None
+        Degree of the polynomial link (paper: 3 on simulations, 4 on real data). ``None``:
+        the smallest degree within one standard error of the best blocked spatial
+        cross-validation error (DESIGN 12.1); degree 1 when cross-validation cannot run
+        (``res.link_choice`` says why).
+    link : {"global", "local"} or Link
+        ``"global"``: one polynomial for the whole image (the paper). ``"local"``: coefficients
+        that vary smoothly over a grid of knots (El Mansouri et al., ICIP 2020; DESIGN 12.2),
+        knot spacing and smoothness chosen by blocked cross-validation, which may choose the
+        global link. A fitted link (:func:`mrusfusion.link.fit_local_link`,
+        :func:`mrusfusion.fit_polynomial`) is used as given.
     tau1, tau2, tau3, tau4 : float, optional
         Weights of the objective, exactly as in the paper. ``None`` (default) derives each from
         the data (:mod:`mrusfusion.weights`): the MR term is read as a Gaussian likelihood whose
@@ -311,7 +324,16 @@ def fuse(mr, us, psf=None, *, ratio: Optional[int] = None, degree: int = 4, tau1
     dtype = _common_dtype(y_m, y_u)
     y_m, y_u = y_m.astype(dtype, copy=False), y_u.astype(dtype, copy=False)
     s = infer_ratio(y_m.shape, y_u.shape, ratio)
-    d = check_int(degree, "degree", low=1, high=MAX_DEGREE)
+    d = None if degree is None else check_int(degree, "degree", low=1, high=MAX_DEGREE)
+    if isinstance(link, str):
+        if link not in LINKS:
+            raise ValueError(f"`link` must be one of {', '.join(map(repr, LINKS))} or a fitted "
+                             f"link, got {link!r}")
+    elif not isinstance(link, Link):
+        raise TypeError(f"`link` must be a string or a fitted link (mrusfusion.link.Link), got "
+                        f"{type(link).__name__}")
+    if coeffs is not None and d is None:
+        raise ValueError("`coeffs` needs `degree`: pass the degree the coefficients are of")
     gradient = check_gradient(gradient)
     for name, val in (("tau1", tau1), ("tau3", tau3)):
         check_weight(val, name, allow_zero=True)
@@ -331,6 +353,7 @@ def fuse(mr, us, psf=None, *, ratio: Optional[int] = None, degree: int = 4, tau1
     problem = build_problem(y_m, y_u, ratio=s, degree=d, psf=as_psf(psf, y_u.shape),
                             gradient=gradient, scan_direction=scan_direction, eps=eps,
                             coeffs=coeffs, mask=m, threads=nt, planner_effort=planner_effort,
+                            link=link,
                             tau1=tau1, tau2=tau2, tau3=tau3, tau4=tau4, gamma=gamma,
                             kernels=_KERNELS.get())
     t_setup = time.perf_counter() - t_start
@@ -358,7 +381,7 @@ def fuse(mr, us, psf=None, *, ratio: Optional[int] = None, degree: int = 4, tau1
         stop_reason=out.stop_reason, mr_scale=ms, us_scale=us_, ratio=s,
         weights=problem.weights, x_init=_rescaled(problem.x0, ms, "mr"), timings=timings,
         vstep_newton=out.vstep_newton, vstep_cg=out.vstep_cg, trials=out.trials,
-        restarts=out.restarts, explained=out.explained)
+        restarts=out.restarts, explained=out.explained, link_choice=problem.link_choice)
 
 
 def fuse_with_kernels(kernels, mr, us, **kwargs) -> FusionResult:

@@ -13,10 +13,38 @@ import numpy as np
 from . import _core
 from .fourier import FourierProblem
 from .operators import bicubic_upsample
-from .link import PolynomialLink, fit_polynomial
+from .link import Link, PolynomialLink, fit_local_link, fit_polynomial
+from .link.selection import DegreeSelection, LocalLinkSelection, select_degree, select_local_link
 from .weights import Weights, estimate_weights
 
-__all__ = ["FusionProblem", "build_problem"]
+__all__ = ["FusionProblem", "LinkChoice", "build_problem", "choose_link", "LINKS"]
+
+#: Kinds of link :func:`build_problem` fits: one polynomial for the image (the paper), or
+#: coefficients varying smoothly over a knot grid (DESIGN 12.2), spacing chosen by CV.
+LINKS = ("global", "local")
+
+
+@dataclass(frozen=True)
+class LinkChoice:
+    """How the link of a fusion was chosen (DESIGN 12.1-12.2).
+
+    Attributes
+    ----------
+    kind : str
+        ``"global"``, ``"local"``, ``"given"`` (coefficients or a link passed in).
+    degree : int
+    degree_selection : DegreeSelection or None
+        Blocked cross-validation of the degree (``degree=None``).
+    local_selection : LocalLinkSelection or None
+        Blocked cross-validation of the knot spacing and ``mu`` (``link="local"``).
+    message : str
+    """
+
+    kind: str
+    degree: int
+    degree_selection: Optional[DegreeSelection] = None
+    local_selection: Optional[LocalLinkSelection] = None
+    message: str = ""
 
 
 @dataclass
@@ -36,7 +64,9 @@ class FusionProblem:
         Plans, PSF transfer function and the closed-form x-step.
     x0 : ndarray
         Starting point: aligned bicubic interpolation of ``ym``.
-    link : PolynomialLink
+    link : Link
+        The global :class:`~mrusfusion.link.PolynomialLink` or a local link.
+    link_choice : LinkChoice
     weights : Weights
     mr_scale, us_scale : float
         The maxima the inputs were divided by.
@@ -52,7 +82,8 @@ class FusionProblem:
     threads: int
     fourier: FourierProblem
     x0: np.ndarray
-    link: PolynomialLink
+    link: Link
+    link_choice: LinkChoice
     weights: Weights
     mr_scale: float
     us_scale: float
@@ -78,10 +109,48 @@ def scale_of(img: np.ndarray, name: str) -> float:
     return m
 
 
-def build_problem(y_m: np.ndarray, y_u: np.ndarray, *, ratio: int, degree: int, psf: np.ndarray,
-                  gradient: str, scan_direction, eps: float, coeffs, mask: Optional[np.ndarray],
-                  threads: int, planner_effort: str, tau1=None, tau2=None, tau3=None, tau4=None,
-                  gamma=None, kernels: Any = _core) -> FusionProblem:
+def choose_link(x0: np.ndarray, yu: np.ndarray, mask: Optional[np.ndarray], *,
+                degree: Optional[int], link: Any, coeffs, gradient: str, scan_direction,
+                eps: float, threads: int, kernels: Any = _core):
+    """Fit (or take) the link, choosing the degree and the knot grid by blocked CV.
+
+    Returns ``(link, LinkChoice)``. ``link`` is ``"global"``, ``"local"`` or a fitted
+    :class:`~mrusfusion.link.Link`; ``degree=None`` means the smallest degree within one
+    standard error of the best blocked cross-validation error (DESIGN 12.1), or degree 1 with a
+    message when cross-validation cannot run.
+    """
+    geo = dict(gradient=gradient, scan_direction=scan_direction, eps=eps)
+    if not isinstance(link, str):
+        return link, LinkChoice("given", int(link.degree), message="link given")
+    if coeffs is not None:
+        return (PolynomialLink(coeffs, degree, **geo),
+                LinkChoice("given", int(degree), message="coefficients given"))
+    dsel = None
+    if degree is None:
+        dsel = select_degree(x0, yu, mask=mask, threads=threads, **geo)
+        degree = dsel.degree
+    if link == "global":
+        fitted = fit_polynomial(x0, yu, degree, mask=mask, threads=threads, **geo)
+        msg = dsel.message if dsel is not None else f"degree {degree} given"
+        return fitted, LinkChoice("global", degree, dsel, None, f"global link, {msg}")
+    lsel = select_local_link(x0, yu, degree, mask=mask, threads=threads, kernels=kernels, **geo)
+    if lsel.knot_spacing is None:
+        fitted = fit_polynomial(x0, yu, degree, mask=mask, threads=threads, **geo)
+        return fitted, LinkChoice("global", degree, dsel, lsel,
+                                  f"local link asked, cross-validation chose the global one "
+                                  f"({lsel.message})")
+    fitted = fit_local_link(x0, yu, degree, knot_spacing=lsel.knot_spacing, mu=lsel.mu,
+                            mask=mask, threads=threads, kernels=kernels, **geo)
+    return fitted, LinkChoice("local", degree, dsel, lsel,
+                              f"local link, knots {lsel.knot_spacing:g} px apart, mu "
+                              f"{lsel.mu:g} ({lsel.message})")
+
+
+def build_problem(y_m: np.ndarray, y_u: np.ndarray, *, ratio: int, degree: Optional[int],
+                  psf: np.ndarray, gradient: str, scan_direction, eps: float, coeffs,
+                  mask: Optional[np.ndarray], threads: int, planner_effort: str,
+                  link: Any = "global", tau1=None, tau2=None, tau3=None, tau4=None, gamma=None,
+                  kernels: Any = _core) -> FusionProblem:
     """Build a fusion problem from validated inputs (see :func:`mrusfusion.fuse`).
 
     ``y_m`` and ``y_u`` must already be validated, private arrays of one float dtype; ``y_u`` is
@@ -94,13 +163,12 @@ def build_problem(y_m: np.ndarray, y_u: np.ndarray, *, ratio: int, degree: int, 
     yu /= dtype.type(us_scale)
     fp = FourierProblem(yu.shape, ratio, psf, dtype, threads, ym, planner_effort, kernels=kernels)
     x0 = np.ascontiguousarray(bicubic_upsample(ym, ratio), dtype=dtype)
-    if coeffs is None:
-        link = fit_polynomial(x0, yu, degree, gradient=gradient, scan_direction=scan_direction,
-                              eps=eps, mask=mask, threads=threads)
-    else:
-        link = PolynomialLink(coeffs, degree, gradient, scan_direction, eps)
+    link, choice = choose_link(x0, yu, mask, degree=degree, link=link, coeffs=coeffs,
+                               gradient=gradient, scan_direction=scan_direction, eps=eps,
+                               threads=threads, kernels=kernels)
     problem = FusionProblem(ym=ym, yu=yu, mask=mask, ratio=ratio, dtype=dtype, threads=threads,
-                            fourier=fp, x0=x0, link=link, weights=None, mr_scale=mr_scale,
+                            fourier=fp, x0=x0, link=link, link_choice=choice, weights=None,
+                            mr_scale=mr_scale,
                             us_scale=us_scale, kernels=kernels)
     n_fit = float(mask.sum()) if mask is not None else float(yu.size)
     resvar = link.coupling(x0, yu, mask, None, None, None, threads, kernels=kernels) / n_fit

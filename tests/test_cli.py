@@ -311,3 +311,20 @@ def test_user_errors_are_one_line_in_process(tmp_path, capsys):
                      "-o", str(tmp_path / "c.npy")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("mrusfusion: error: no such file") and err.count("\n") == 1
+
+
+def test_the_library_never_imports_the_command_line():
+    # The command line is the top floor: the experiments and every other module stand without it.
+    code = ("import pkgutil, sys, mrusfusion, mrusfusion.experiments\n"
+            "for pkg in (mrusfusion, mrusfusion.experiments):\n"
+            "    for m in pkgutil.iter_modules(pkg.__path__, pkg.__name__ + '.'):\n"
+            "        if m.name not in ('mrusfusion.cli', 'mrusfusion.__main__'):\n"
+            "            __import__(m.name)\n"
+            "print(sorted(n for n in sys.modules if n.startswith('mrusfusion.cli')))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+    assert {"info", "demo", "fuse", "simulate", "reproduce", "sweep", "bench"} == set(cli.COMMANDS)
+    for module in cli.COMMANDS.values():
+        assert callable(module.add_parser) and callable(module.run)

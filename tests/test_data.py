@@ -108,6 +108,24 @@ def test_lesion_stands_out_from_its_surroundings(shape):
     assert x[inside].mean() == pytest.approx(data._LESION.value, abs=1e-3)
 
 
+@pytest.mark.parametrize("shape", [(256, 256), (200, 320)])
+def test_phantom_lesion_locates_the_lesion_of_the_phantom(shape):
+    lesion = data.phantom_lesion(shape)
+    x = phantom(shape)
+    d, w = lesion.distance, lesion.edge_width
+    assert d.shape == shape
+    # the interior has the lesion's intensity, the boundary is where the ellipse is
+    assert np.abs(x[d > 4 * w] - lesion.value).max() < 1e-3
+    assert np.count_nonzero(d > 0) == pytest.approx(np.pi * np.prod(lesion.semi_axes), rel=0.05)
+    # the centre is inside, and the pixel farthest inside lies next to it
+    r, c = lesion.center
+    assert d[int(round(r)), int(round(c))] > 0
+    far = np.unravel_index(np.argmax(np.where(np.isfinite(d), d, -np.inf)), shape)
+    assert abs(far[0] - r) <= 1.5 and abs(far[1] - c) <= 1.5
+    # soft tissue, the background, covers most of the image
+    assert lesion.background == pytest.approx(np.median(x), abs=1e-4)
+
+
 def test_phantom_argument_errors():
     with pytest.raises(TypeError, match="`shape`"):
         phantom((64,))

@@ -16,7 +16,7 @@ import sys
 import time
 import tracemalloc
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, Hashable, List, Optional, Sequence
 
 import numpy as np
 import pyfftw
@@ -71,15 +71,15 @@ def _iteration_times(mr, us, iters: int, threads: int, backend: str = "native", 
     return res, float(np.median(per_iter) * 1e3) if per_iter.size else float("nan")
 
 
-def interleaved_iteration_ms(cases: Dict[str, tuple], iters: int, threads: int,
-                             rounds: int = 3) -> Dict[str, float]:
+def interleaved_iteration_ms(cases: Dict[Hashable, tuple], iters: int, threads: int,
+                             rounds: int = 3) -> Dict[Hashable, float]:
     """Median ms per iteration of each case, the cases run in turn ``rounds`` times.
 
     A ratio of two configurations (float32 against float64, 2400 against 600) measured minutes
     apart on a shared machine mostly measured the change of load in between; alternating them
     exposes both to the same load. ``cases`` maps a name to ``(mr, us)``.
     """
-    runs: Dict[str, List[float]] = {k: [] for k in cases}
+    runs: Dict[Hashable, List[float]] = {k: [] for k in cases}
     for _ in range(rounds):
         for name, (mr, us) in cases.items():
             runs[name].append(_iteration_times(mr, us, iters, threads)[1])
@@ -165,7 +165,7 @@ def run_benchmark(sizes: Sequence[int] = (256, 600, 1200, 2400), *, iters: int =
     """
     all_threads = get_num_threads()
     thread_set = sorted({1, all_threads})
-    rec = {"commit": _git_commit(), "cpu": _cpu_model(), "cores": os.cpu_count(),
+    rec: Dict[str, Any] = {"commit": _git_commit(), "cpu": _cpu_model(), "cores": os.cpu_count(),
            "threads": thread_set, "python": sys.version.split()[0], "numpy": np.__version__,
            "build": dict(_core.build_info()), "iterations_timed": iters, "rows": [],
            "convergence": [], "kernels": {}}
@@ -216,7 +216,7 @@ def run_benchmark(sizes: Sequence[int] = (256, 600, 1200, 2400), *, iters: int =
         t0 = time.perf_counter()
         fast = fuse(mr, us, max_iter=5000, tol=0, inertial=True, callback=stop_at_target)
         t_fast = time.perf_counter() - t0
-        entry = {"size": n, "ratio": 4,
+        entry: Dict[str, Any] = {"size": n, "ratio": 4,
                  "plain": {"seconds": t_plain, "iterations": plain.n_iter,
                            "objective": float(plain.objective[-1]), "converged": plain.converged},
                  "inertial": {"seconds": t_fast, "iterations": fast.n_iter,
@@ -224,7 +224,9 @@ def run_benchmark(sizes: Sequence[int] = (256, 600, 1200, 2400), *, iters: int =
                               "reached": fast.stop_reason == "stopped by callback"}}
         # What a user gets: fuse() with every default (FFTW_ESTIMATE, tol 1e-4), set-up included,
         # and the same with FFTW_MEASURE plans (planning included).
-        for key, kw in (("default", {}), ("measure", {"planner_effort": "FFTW_MEASURE"})):
+        options: Dict[str, Dict[str, Any]] = {"default": {},
+                                              "measure": {"planner_effort": "FFTW_MEASURE"}}
+        for key, kw in options.items():
             pyfftw.forget_wisdom()  # time the planning as a first fusion of this size would
             t0 = time.perf_counter()
             res = fuse(mr, us, **kw)
@@ -260,7 +262,7 @@ def run_benchmark(sizes: Sequence[int] = (256, 600, 1200, 2400), *, iters: int =
 def _scaling(rec: dict, sizes, iters: int, threads: int, log=print) -> None:
     """float32 against float64 at 1200x1200 and 2400x2400 against 600x600 (float64), each pair
     measured interleaved (:func:`interleaved_iteration_ms`) on all threads."""
-    s = {}
+    s: Dict[str, float] = {}
     if 1200 in sizes:
         m = interleaved_iteration_ms({d: _case(1200, 4, np.dtype(d))[:2] for d in ("float64", "float32")},
                                      iters, threads)

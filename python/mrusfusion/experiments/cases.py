@@ -5,7 +5,7 @@ phantom's lesion where the paper's Fig. 8 measures contrast and sharpness.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import List, Optional, Tuple, cast
 
 import numpy as np
 
@@ -105,7 +105,9 @@ class Case:
                 tau4_sweep: bool = False) -> "Case":
         """The analytic pelvic phantom (:func:`mrusfusion.phantom`) with the paper's SNRs for
         ``ratio`` and the lesion regions of :func:`phantom_regions`."""
-        return cls("phantom", phantom_image(tuple(shape)), ratio, *paper_snr(ratio),
+        # a tuple, as phantom() wants, of whatever sequence was given: phantom() checks it
+        size = cast(Tuple[int, int], tuple(shape))
+        return cls("phantom", phantom_image(size), ratio, *paper_snr(ratio),
                    regions=phantom_regions(shape), tau4_sweep=tau4_sweep)
 
 

@@ -15,7 +15,7 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -128,7 +128,7 @@ def _fmt(value: float, spec: str) -> str:
 
 
 def _markdown(rows, infos, sweep_info, *, seed, max_iter, threads, total, command) -> str:
-    described = {}
+    described: Dict[str, str] = {}
     for i in infos:
         if i["dataset"] == "pelvis":
             text = ("`pelvis` = `pelvis_mr()` (the authors' IRM_GT) cropped to a multiple of 4 "
@@ -327,6 +327,7 @@ def reproduce(out_dir, *, max_iter: int = DEFAULT_MAX_ITER, seed: int = 0,
         if case is sweep_case:
             tau4_auto = res.tau4
             grid = [tau4_auto * f for f in TAU4_FACTORS]
+            assert case.regions is not None  # _check_cases refused a sweep without regions
             region_a, region_b, prof = case.regions
             _log(progress, f"{tag} tau4 sweep over {len(grid)} values from {grid[0]:.3g} to "
                            f"{grid[-1]:.3g} (automatic {tau4_auto:.3g})")

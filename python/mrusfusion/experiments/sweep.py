@@ -371,7 +371,7 @@ def sweep(mr, us, *, tau1=None, tau2=None, tau3=None, tau4=None, region_a=None, 
                   file=sys.stderr, flush=True)
 
     t_start = time.perf_counter()
-    outcomes: List[Optional[tuple]] = [None] * n
+    outcomes: Dict[int, Tuple[dict, np.ndarray, float]] = {}  # grid index -> result
     if workers == 1:
         for k in range(n):
             outcomes[k] = one(k)
@@ -393,7 +393,8 @@ def sweep(mr, us, *, tau1=None, tau2=None, tau3=None, tau4=None, region_a=None, 
                 for fut in pending:
                     fut.cancel()
                 raise
-    return SweepResult(table=[o[0] for o in outcomes], axes=axes,
-                       images=tuple(o[1] for o in outcomes),
-                       seconds=tuple(o[2] for o in outcomes),
+    ordered = [outcomes[k] for k in range(n)]
+    return SweepResult(table=[o[0] for o in ordered], axes=axes,
+                       images=tuple(o[1] for o in ordered),
+                       seconds=tuple(o[2] for o in ordered),
                        wall_time=time.perf_counter() - t_start, max_workers=workers)

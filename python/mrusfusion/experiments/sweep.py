@@ -10,19 +10,17 @@ fused image at each point; ``mrusfusion sweep`` is the command.
 from __future__ import annotations
 
 import itertools
-import math
 import sys
 import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from numbers import Real
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, cast
 
 import numpy as np
 
 from .. import metrics
 from .._config import get_num_threads
-from .._validation import as_image
+from .._validation import as_image, check_weight
 from ..fourier import DEFAULT_PLANNER
 from ..fusion import fuse
 from .tables import csv_text, write_text
@@ -152,17 +150,10 @@ def _is_sequence(value) -> bool:
 
 
 def _check_tau(value, name: str) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (Real, np.number)):
-        raise TypeError(f"`{name}` values must be real numbers, got {value!r}")
-    v = float(value)
-    if not math.isfinite(v):
-        raise ValueError(f"`{name}` values must be finite, got {v}")
-    # fuse accepts tau1 = tau3 = 0 (no smoothing) but needs tau2, tau4 > 0
-    if name in ("tau2", "tau4") and v <= 0:
-        raise ValueError(f"`{name}` values must be > 0, got {v:g}")
-    if v < 0:
-        raise ValueError(f"`{name}` values must be >= 0, got {v:g}")
-    return v
+    # fuse's own bounds (tau1 = tau3 = 0 is no smoothing; tau2, tau4 > 0), checked here so
+    # that a bad grid value is refused before any fusion runs
+    return cast(float, check_weight(value, name, allow_none=False,
+                                    allow_zero=name in ("tau1", "tau3")))
 
 
 def _grid(taus: Dict[str, object]):

@@ -29,7 +29,7 @@ from typing import Optional
 import numpy as np
 
 from .correlation import SpeckleCorrelation, _inside, grain_area, speckle_correlation
-from .gcv import _HalfGCV, _gcv_terms, gcv_tau1
+from .gcv import gcv_tau1
 from .scale import (HAAR_MAD_LOG_RAYLEIGH, LOG_RAYLEIGH_STD, WINDOW, NoiseScale, _haar_scale,
                     noise_scale, us_noise_scale, window_std_median_factor)
 from .sure import noise_power, sure_rho

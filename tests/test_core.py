@@ -1,7 +1,10 @@
 """The compiled extension: build report, array round trip, argument checks, thread setting."""
+import ast
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -58,6 +61,63 @@ def test_output_checks():
     ro.flags.writeable = False
     with pytest.raises(ValueError, match="writeable"):
         _core.gradient(x, 0, 1.0, 0.0, 0.0, ro, 1)
+
+
+def test_arguments_are_checked_once_per_call():
+    x, out = np.zeros((4, 5)), np.zeros((4, 5))
+    with pytest.raises(ValueError, match="`b` is required"):
+        _core.dot(x, None)
+    with pytest.raises(TypeError, match="`a_px` must be a NumPy array or None, got list"):
+        _core.dtd_apply(x, [[0.0]], 1.0, 1.0, out)
+    with pytest.raises(TypeError, match="`b` must have dtype float64"):
+        _core.dot(x, x.astype(np.float32))
+    with pytest.raises(TypeError, match="`Rm` must have dtype complex64 or complex128, got float64"):
+        _core.xstep_solve(x, None, None, x, x, 8, 1, 0.0, 1.0, x, out)
+    with pytest.raises(ValueError, match="`coeffs` must have shape \\(6,\\) for degree 2"):
+        _core.coupling_eval(x, np.zeros(3), 2, 0, 1.0, 0.0, 0.0)
+    with pytest.raises(ValueError, match="`w2` is required"):
+        _core.jacobian_transpose(x, x, None, None, x, x, 1, 1.0, 0.0, 1e-3, 1.0, out.copy(), None,
+                                 out)
+
+
+def test_outputs_must_not_overlap_inputs():
+    x = np.arange(20.0).reshape(4, 5)
+    big = np.zeros((8, 5))
+    # A stencil kernel reads neighbours that it would already have overwritten.
+    with pytest.raises(ValueError, match="`out` must not overlap `x`"):
+        _core.gradient(x, 0, 1.0, 0.0, 0.0, x, 1)
+    with pytest.raises(ValueError, match="`fx` must not overlap `f`"):
+        _core.coupling_eval(x, np.ones(3), 1, 0, 1.0, 0.0, 0.0, None, None, big[:4], big[:4], None)
+    # Elementwise kernels may write over an input, but not over a shifted copy of one.
+    y = x.copy()
+    assert _core.axpby(y, x, 2.0, -1.0, y) == pytest.approx(np.sum(x * x))
+    np.testing.assert_array_equal(y, x)
+    big[:4] = x
+    with pytest.raises(ValueError, match="`out` may be `a` itself but must not partly overlap it"):
+        _core.axpby(big[:4], x, 1.0, 0.0, big[2:6])
+    # An input that was not contiguous is read from a private copy, so it cannot overlap.
+    f = np.zeros((5, 4)).T
+    _core.prox_target(f, x, None, 0.5, np.zeros((4, 5)))
+
+
+def _runtime_parameters(fn):
+    """Names of a pybind11 function's parameters, and which have defaults, from its signature."""
+    head = fn.__doc__.splitlines()[0]  # "name(a: type, b: type = 1) -> type"
+    params = re.split(r", (?=\w+: )", head[head.index("(") + 1: head.rindex(") ->")])
+    return [(p.split(":")[0], " = " in p) for p in params if p]
+
+
+def test_stub_names_exactly_what_core_exports():
+    stub = Path(mrusfusion.__file__).with_name("_core.pyi")
+    tree = ast.parse(stub.read_text())
+    stubbed = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    exported = {n for n in dir(_core) if not n.startswith("_")}
+    assert set(stubbed) == exported
+    for name, node in stubbed.items():
+        args = node.args.args
+        first_default = len(args) - len(node.args.defaults)
+        assert [(a.arg, k >= first_default) for k, a in enumerate(args)] == \
+            _runtime_parameters(getattr(_core, name)), name
 
 
 def test_thread_setting(monkeypatch):

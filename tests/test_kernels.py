@@ -5,7 +5,7 @@ import pytest
 
 from mrusfusion import _core
 from mrusfusion import _reference as ref
-from mrusfusion.polynomial import n_coeffs
+from mrusfusion.link import n_coeffs
 
 from conftest import DTYPES, SHAPES, smooth_image, tol_for
 
@@ -84,31 +84,6 @@ def test_normal_equations(degree, rng):
     np.testing.assert_allclose(G1, G2, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(b1, b2, rtol=1e-12, atol=1e-12)
     assert yy1 == pytest.approx(yy2, rel=1e-12)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("with_mask", [False, True])
-def test_log_rayleigh_prox_matches_twin_and_is_optimal(dtype, with_mask, rng):
-    shape = (9, 14)
-    a = rng.standard_normal(shape).astype(dtype)
-    y = rng.standard_normal(shape).astype(dtype)
-    mask = (rng.random(shape) > 0.5).astype(dtype) if with_mask else None
-    o1, o2 = np.empty_like(a), np.empty_like(a)
-    _core.log_rayleigh_prox(a, y, mask, 0.8, 1.05, 2.5, o1, 2)
-    ref.log_rayleigh_prox(a, y, mask, 0.8, 1.05, 2.5, o2)
-    _close(o1, o2, dtype)
-    # Optimality: the derivative of the per-pixel objective vanishes at the prox.
-    z = o1.astype(np.float64)
-    t = 0.8 * (mask if mask is not None else 1.0)
-    h = t * (1.05 - np.exp(y - z)) + 2.5 * (z - a)
-    assert np.abs(h).max() < (1e-5 if dtype == np.float32 else 1e-12)
-    # And it beats a brute-force grid search at every pixel.
-    zz = np.linspace(-8, 8, 20001)
-    tk = np.broadcast_to(t, shape).ravel()
-    for k in range(0, a.size, 7):
-        yk, ak = float(y.ravel()[k]), float(a.ravel()[k])
-        obj = lambda zv: tk[k] * (np.exp(yk - zv) - 1.05 * (yk - zv)) + 1.25 * (zv - ak) ** 2
-        assert obj(z.ravel()[k]) <= obj(zz).min() + 1e-6
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .polynomial import exponents
+from .link.features import exponents
+from .link._twins import local_coupling_eval, local_normal_equations  # noqa: F401
 
 
 def _dh(x):
@@ -104,19 +105,6 @@ def poly_normal_equations(x, g, y, mask, degree, x_c, x_s, g_s, threads=1):
     w = np.ones(a.shape[0]) if mask is None else mask.astype(np.float64).ravel()
     yy = y.astype(np.float64).ravel()
     return (a.T * w) @ a, (a.T * w) @ yy, float(np.sum(w * yy * yy))
-
-
-def log_rayleigh_prox(a, y, mask, tau2, gamma, rho, out, threads=1):
-    t = tau2 * (mask.astype(np.float64) if mask is not None else 1.0)
-    a64, y64 = a.astype(np.float64), y.astype(np.float64)
-    z = a64.copy()
-    for _ in range(60):
-        e = np.exp(np.minimum(y64 - z, 80.0))
-        step = (t * (gamma - e) + rho * (z - a64)) / (t * e + rho)
-        z -= step
-        if np.all(np.abs(step) <= 1e-15 * (1 + np.abs(z))):
-            break
-    out[...] = z
 
 
 def vstep_eval(v, y, w, mask, tau2, gamma, tau3, dk, grad=None, curv=None, threads=1):

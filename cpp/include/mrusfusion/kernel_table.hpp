@@ -1,36 +1,50 @@
-// A table of the kernels for one float type, so that the binding can choose at run time
-// between the baseline build and the AVX2/FMA build (kernels_avx2.cpp) of the same templates.
+// The one list of kernels, and the table of them for one float type, so that the binding can
+// choose at run time between the baseline build and the AVX2/FMA build (kernels_avx2.cpp) of the
+// same templates.
 #pragma once
 #include <complex>
 
 #include "types.hpp"
+
+// X(name, return type, parameter types) for every kernel, with T the float type and
+// C = std::complex<T>. It generates the table's fields (below) and their filling (make_table in
+// table_impl.hpp, where a signature that differs from the template's fails to compile). A new
+// kernel: its template in a kernel header, one line here, its binding in bindings.cpp (and its
+// stub in python/mrusfusion/_core.pyi).
+#define MRUSFUSION_KERNELS(X)                                                                  \
+  X(gradient, void, (const T*, idx, idx, const GradSpec&, T*, int))                            \
+  X(gradient_adjoint, void, (const T*, idx, idx, double, double, T*, int))                     \
+  X(dtd_apply, double, (const T*, idx, idx, const T*, double, double, T*, int))                \
+  X(squared_gradient_norm, double, (const T*, idx, idx, int))                                  \
+  X(coupling_eval, double,                                                                     \
+    (const T*, idx, idx, const GradSpec&, const T*, int, const T*, const T*, T*, T*, T*, int)) \
+  X(jacobian_transpose, void,                                                                  \
+    (const T*, idx, idx, const GradSpec&, const T*, const T*, const T*, const T*, const T*,    \
+     double, T*, T*, T*, int))                                                                 \
+  X(poly_normal_equations, double,                                                             \
+    (const T*, const T*, const T*, const T*, idx, idx, int, double, double, double, double*,   \
+     double*, int))                                                                            \
+  X(vstep_eval, double,                                                                        \
+    (const T*, const T*, const T*, const T*, idx, idx, double, double, double, double, T*, T*, \
+     double*, int))                                                                            \
+  X(dot, double, (const T*, const T*, idx, idx, int))                                          \
+  X(diff_stats, void, (const T*, const T*, const T*, const T*, idx, idx, double*, int))        \
+  X(prox_target, void, (const T*, const T*, const T*, idx, double, T*, int))                   \
+  X(xstep_solve, void,                                                                         \
+    (const C*, const C*, const C*, const C*, const T*, const SpectralGrid&, double, double,    \
+     C*, C*, C*, int))                                                                         \
+  X(axpby, double, (const T*, const T*, idx, idx, double, double, T*, int))                    \
+  X(spectral_scale, void, (C*, const T*, idx, idx, double, double, int))                       \
+  X(mr_residual_energy, double, (const C*, const C*, const C*, const SpectralGrid&, int))
 
 namespace mrusfusion {
 
 template <class T>
 struct KernelTable {
   using C = std::complex<T>;
-  void (*gradient)(const T*, idx, idx, const GradSpec&, T*, int);
-  void (*gradient_adjoint)(const T*, idx, idx, double, double, T*, int);
-  double (*dtd_apply)(const T*, idx, idx, const T*, double, double, T*, int);
-  double (*squared_gradient_norm)(const T*, idx, idx, int);
-  double (*coupling_eval)(const T*, idx, idx, const GradSpec&, const T*, int, const T*, const T*,
-                          T*, T*, T*, int);
-  void (*jacobian_transpose)(const T*, idx, idx, const GradSpec&, const T*, const T*, const T*,
-                             const T*, const T*, double, T*, T*, T*, int);
-  double (*poly_normal_equations)(const T*, const T*, const T*, const T*, idx, idx, int, double,
-                                  double, double, double*, double*, int);
-  void (*log_rayleigh_prox)(const T*, const T*, const T*, idx, double, double, double, T*, int);
-  double (*vstep_eval)(const T*, const T*, const T*, const T*, idx, idx, double, double, double,
-                       double, T*, T*, double*, int);
-  double (*dot)(const T*, const T*, idx, idx, int);
-  void (*diff_stats)(const T*, const T*, const T*, const T*, idx, idx, double*, int);
-  void (*prox_target)(const T*, const T*, const T*, idx, double, T*, int);
-  void (*xstep_solve)(const C*, const C*, const C*, const C*, const T*, const SpectralGrid&,
-                      double, double, C*, C*, C*, int);
-  double (*axpby)(const T*, const T*, idx, idx, double, double, T*, int);
-  void (*spectral_scale)(C*, const T*, idx, idx, double, double, int);
-  double (*mr_residual_energy)(const C*, const C*, const C*, const SpectralGrid&, int);
+#define MRUSFUSION_FIELD(name, ret, params) ret(*name) params = nullptr;
+  MRUSFUSION_KERNELS(MRUSFUSION_FIELD)
+#undef MRUSFUSION_FIELD
 };
 
 // Defined in kernels_avx2.cpp when that build exists (x86-64 with GCC or Clang).

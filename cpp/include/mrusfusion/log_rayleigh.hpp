@@ -8,52 +8,6 @@
 
 namespace mrusfusion::MRF_NS {
 
-// exp with its argument clipped, so that a wild iterate cannot overflow (float32 included).
-template <class T>
-inline T safe_exp(T z) {
-  constexpr T hi = static_cast<T>(80);
-  return std::exp(std::min(z, hi));
-}
-
-// Per-pixel prox: out = argmin_z tau2 m [exp(y - z) - gamma (y - z)] + rho/2 (z - a)^2, by Newton.
-// h(z) = tau2 m (gamma - exp(y - z)) + rho (z - a) is increasing and concave, so after the first
-// step Newton iterates approach the root monotonically from the left: no line search is needed.
-template <class T>
-void log_rayleigh_prox(const T* MRF_RESTRICT a, const T* MRF_RESTRICT y,
-                       const T* MRF_RESTRICT mask, idx n, double tau2, double gamma, double rho,
-                       T* MRF_RESTRICT out, int threads) {
-  constexpr idx B = 1024;
-  const idx nb = (n + B - 1) / B;
-  for_rows(nb, threads, [&](idx blk) MRF_FLATTEN {
-    const idx lo = blk * B, len = std::min(n, lo + B) - lo;
-    double z[B], t[B], st[B];
-    for (idx j = 0; j < len; ++j) z[j] = a[lo + j];
-    with_flag(mask != nullptr, [&](auto HM) {
-      for (idx j = 0; j < len; ++j) {
-        if constexpr (HM) t[j] = tau2 * static_cast<double>(mask[lo + j]);
-        else t[j] = tau2;
-      }
-    });
-    // Newton on the whole block at once (the pixel loop vectorises); stop when every pixel's
-    // last step is below 1e-15 relative.
-    for (int it = 0; it < 60; ++it) {
-      for (idx j = 0; j < len; ++j) {
-        const double ak = a[lo + j], zk = z[j];
-        const double arg = static_cast<double>(y[lo + j]) - zk;
-        const double e = vexp(arg < 80.0 ? arg : 80.0);
-        const double h = t[j] * (gamma - e) + rho * (zk - ak);
-        const double step = h / (t[j] * e + rho);
-        z[j] = zk - step;
-        st[j] = step;
-      }
-      bool done = true;
-      for (idx j = 0; j < len && done; ++j) done = std::abs(st[j]) <= 1e-15 * (1.0 + std::abs(z[j]));
-      if (done) break;
-    }
-    for (idx j = 0; j < len; ++j) out[lo + j] = static_cast<T>(z[j]);
-  });
-}
-
 // One pixel of vstep_eval, in double even for float32 images: evaluated in float, G(v) carried
 // rounding noise of ~1e-7 per pixel, which the line searches and psi comparisons then saw.
 struct VStepParams {

@@ -528,12 +528,18 @@ def test_repeated_fuse_calls_do_not_grow_memory():
 
 # ------------------------------------------------------------------------------ Ctrl-C
 CHILD = textwrap.dedent("""
+    import signal
     import time
     import numpy as np
     import mrusfusion as mf
+
+    # A shell that runs pytest as a background job (`cmd &` without job control) starts it with
+    # SIGINT ignored, its children inherit that, and Python then never raises KeyboardInterrupt:
+    # the child iterated for 60 s once (issue 19). The test is about the package, not the launcher.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     rng = np.random.default_rng(0)
-    mr = 0.5 + 0.1 * rng.random((256, 256))
-    us = 0.5 + 0.1 * rng.random((512, 512))
+    mr = 0.5 + 0.1 * rng.random((128, 128))
+    us = 0.5 + 0.1 * rng.random((256, 256))
 
     def callback(state):
         print("iteration", state.iteration, time.monotonic(), flush=True)
@@ -541,6 +547,7 @@ CHILD = textwrap.dedent("""
     mf.fuse(mr, us, max_iter=100000, tol=0, planner_effort="FFTW_ESTIMATE", callback=callback)
     print("finished", flush=True)
 """)
+HANG = 300  # seconds without output before the child counts as hung (a guard, not a bound)
 
 
 def _read_line(proc, timeout):
@@ -551,27 +558,35 @@ def _read_line(proc, timeout):
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process is POSIX")
-def test_ctrl_c_stops_a_long_fuse_promptly():
+def test_ctrl_c_stops_a_long_fuse_within_the_iteration():
     proc = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
+    after = 0
     try:
-        stamps = []
-        for k in (1, 2):  # set-up takes about 1.5 s, an iteration about 0.1 s (2 cores, idle)
-            words = _read_line(proc, 120).split()
+        for k in (1, 2):
+            words = _read_line(proc, HANG).split()
             if words[:2] != ["iteration", str(k)]:
                 proc.kill()
                 pytest.fail(f"child did not report iteration {k}: {words}\n{proc.communicate()[1]}")
-            stamps.append(float(words[2]))
-        t0 = time.monotonic()
+        # CLOCK_MONOTONIC is system-wide, so the child's stamps order its iterations against the
+        # moment the signal was sent, whatever the load (lines may be read late, never stamped late).
+        sent = time.monotonic()
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-        elapsed = time.monotonic() - t0
+        while after <= 1:
+            words = _read_line(proc, HANG).split()
+            if not words:
+                break  # end of output: the child stopped
+            # A line cut short was being printed when the interrupt came: not an iteration after it.
+            if len(words) == 3 and words[0] == "iteration" and float(words[2]) > sent:
+                after += 1
+        if after > 1:
+            proc.kill()
+        _, err = proc.communicate(timeout=HANG)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+    # Every kernel call checks for signals when it returns, so the iteration under way is the last.
+    assert after <= 1, f"{after} iterations completed after SIGINT"
     assert proc.returncode != 0
     assert "KeyboardInterrupt" in err, err[-2000:]
-    # "Within one iteration": 2 s, or a few iterations' time when the machine is loaded.
-    iteration = stamps[1] - stamps[0]
-    assert elapsed < max(2.0, 3.0 * iteration), f"{elapsed:.2f} s; one iteration: {iteration:.2f} s"

@@ -16,6 +16,7 @@
 #include <type_traits>
 #include <stdexcept>
 #include <utility>
+#include <vector>
 
 #include "mrusfusion/table_impl.hpp"
 
@@ -108,6 +109,15 @@ py::array as_2d(const py::object& o, const char* name) {
   return a;
 }
 
+// A signal that arrived while a kernel ran (Ctrl-C) is raised by the kernel call itself:
+// PyErr_CheckSignals runs the Python handlers (SIGINT raises KeyboardInterrupt). Otherwise the
+// interpreter acts at its next eval-breaker check, and the C handler sets that breaker only when
+// it runs on the main thread, not on an OpenMP or FFTW thread that received the signal (CPython
+// re-arms it when the main thread next takes the GIL).
+void raise_pending_signals() {
+  if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+}
+
 // Whether an output may be the very same buffer as an input (elementwise kernels), or must not
 // overlap any other argument at all (stencils, spectral folds: the kernels take __restrict).
 enum class Overlap { none, identical };
@@ -181,8 +191,8 @@ class Call {
     return p;
   }
 
-  // Runs kernel() without the GIL once the arguments are known not to overlap, and returns what
-  // the kernel returns.
+  // Runs kernel() without the GIL once the arguments are known not to overlap, then raises any
+  // signal that arrived meanwhile. Returns what the kernel returns.
   template <class F>
   auto run(F&& kernel) {
     check_overlap();
@@ -192,12 +202,14 @@ class Call {
         py::gil_scoped_release nogil;
         kernel();
       }
+      raise_pending_signals();
     } else {
       R r{};
       {
         py::gil_scoped_release nogil;
         r = kernel();
       }
+      raise_pending_signals();
       return r;
     }
   }
@@ -311,6 +323,12 @@ void check_coeffs(const py::object& coeffs, int degree) {
   if (c.ndim() != 1 || c.shape(0) != n_coeffs(degree))
     throw py::value_error("`coeffs` must have shape (" + std::to_string(n_coeffs(degree)) +
                           ",) for degree " + std::to_string(degree) + ", got " + shape_str(c));
+}
+
+void check_feature_scales(double x_s, double g_s) {
+  if (!(x_s > 0) || !(g_s > 0))
+    throw py::value_error("feature scales `x_s` and `g_s` must be positive, got " +
+                          std::to_string(x_s) + " and " + std::to_string(g_s));
 }
 
 // The fine/coarse grids of a half spectrum with n1 rows and h2 = n2/2 + 1 columns.
@@ -493,9 +511,7 @@ PYBIND11_MODULE(_core, m) {
       "poly_normal_equations",
       [](Obj x, Obj g, Obj y, Obj mask, int degree, double x_c, double x_s, double g_s, int nt) {
         check_degree(degree);
-        if (!(x_s > 0) || !(g_s > 0))
-          throw py::value_error("feature scales `x_s` and `g_s` must be positive, got " +
-                                std::to_string(x_s) + " and " + std::to_string(g_s));
+        check_feature_scales(x_s, g_s);
         return dispatch(x, "x", [&](auto& c) {
           using T = FloatOf<decltype(c)>;
           const T* xp = c.in(x, "x");
@@ -516,6 +532,80 @@ PYBIND11_MODULE(_core, m) {
       py::arg("x"), py::arg("g"), py::arg("y"), py::arg("mask"), py::arg("degree"),
       py::arg("x_c"), py::arg("x_s"), py::arg("g_s"), threads,
       "(A^T W A, A^T W y, y^T W y) of the least-squares polynomial fit.");
+
+  m.def(
+      "local_coupling_eval",
+      [](Obj x, Obj coeffs, int degree, double x_c, double x_s, double g_s, int mode, double uv,
+         double uh, double eps, Obj v, Obj mask, Obj f, Obj fx, Obj fg, int nt) {
+        check_degree(degree);
+        check_feature_scales(x_s, g_s);
+        const GradSpec gs = grad_spec(mode, uv, uh, eps);
+        const py::array ca = as_array(coeffs, "coeffs");
+        const idx nd = n_coeffs(degree);
+        if (ca.ndim() != 3 || ca.shape(0) < 2 || ca.shape(1) < 2 || ca.shape(2) != nd)
+          throw py::value_error("`coeffs` must have shape (k1, k2, " + std::to_string(nd) +
+                                ") with k1, k2 >= 2 knots for degree " + std::to_string(degree) +
+                                ", got " + shape_str(ca));
+        const idx k1 = ca.shape(0), k2 = ca.shape(1);
+        return dispatch(x, "x", [&](auto& c) {
+          using T = FloatOf<decltype(c)>;
+          const idx n1 = c.n1, n2 = c.n2;
+          const T* xp = c.in(x, "x");
+          const T* cp = c.in(coeffs, "coeffs", {k1, k2, nd});
+          const T* vp = c.opt_in(v, "v");
+          const T* mp = c.opt_in(mask, "mask");
+          // Outputs not asked for go to scratch images (the kernel writes all three).
+          py::array_t<T> scratch;
+          T* sp = nullptr;
+          if (f.is_none() || fx.is_none() || fg.is_none()) {
+            scratch = py::array_t<T>({py::ssize_t(3), n1, n2});
+            sp = scratch.mutable_data();
+          }
+          T* fo = f.is_none() ? sp : c.out(f, "f");
+          T* fxo = fx.is_none() ? sp + n1 * n2 : c.out(fx, "fx");
+          T* fgo = fg.is_none() ? sp + 2 * n1 * n2 : c.out(fg, "fg");
+          return c.run([&] {
+            return K<T>().local_coupling_eval(xp, n1, n2, gs, cp, degree, k1, k2, x_c, x_s, g_s,
+                                              vp, mp, fo, fxo, fgo, nt);
+          });
+        });
+      },
+      py::arg("x"), py::arg("coeffs"), py::arg("degree"), py::arg("x_c"), py::arg("x_s"),
+      py::arg("g_s"), py::arg("mode"), py::arg("uv"), py::arg("uh"), py::arg("eps"),
+      py::arg("v") = none, py::arg("mask") = none, py::arg("f") = none, py::arg("fx") = none,
+      py::arg("fg") = none, threads,
+      "The local link (knot coefficients (k1, k2, nd), scaled features) and its partial "
+      "derivatives into f, fx, fg; returns sum m (v - f)^2.");
+
+  m.def(
+      "local_normal_equations",
+      [](Obj x, Obj g, Obj y, Obj mask, int degree, std::vector<idx> knots, double x_c,
+         double x_s, double g_s, int nt) {
+        check_degree(degree);
+        check_feature_scales(x_s, g_s);
+        if (knots.size() != 2 || knots[0] < 2 || knots[1] < 2)
+          throw py::value_error("`knot_shape` must be (k1, k2) with at least 2 knots per axis");
+        return dispatch(x, "x", [&](auto& c) {
+          using T = FloatOf<decltype(c)>;
+          const T* xp = c.in(x, "x");
+          const T* gp = c.in(g, "g");
+          const T* yp = c.in(y, "y");
+          const T* mp = c.opt_in(mask, "mask");
+          const idx nd = n_coeffs(degree), nk = knots[0] * knots[1];
+          py::array_t<double> blocks({nk, idx(kLocalSlots2), nd, nd}), rhs({nk, nd});
+          double* B = blocks.mutable_data();
+          double* R = rhs.mutable_data();
+          const double yy = c.run([&] {
+            return K<T>().local_normal_equations(xp, gp, yp, mp, c.n1, c.n2, degree, knots[0],
+                                                 knots[1], x_c, x_s, g_s, B, R, nt);
+          });
+          return py::make_tuple(blocks, rhs, yy);
+        });
+      },
+      py::arg("x"), py::arg("g"), py::arg("y"), py::arg("mask"), py::arg("degree"),
+      py::arg("knot_shape"), py::arg("x_c"), py::arg("x_s"), py::arg("g_s"), threads,
+      "(blocks, rhs, y^T W y) of the joint fit of the local link: blocks[k, o] couples knot k "
+      "with its forward neighbour o, (0,0) (0,1) (1,-1) (1,0) (1,1).");
 
   m.def(
       "vstep_eval",

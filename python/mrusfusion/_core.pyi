@@ -6,7 +6,7 @@ leading array (complex64 or complex128 for spectra); outputs must be C-contiguou
 and must not overlap the inputs (except where an elementwise kernel says ``out`` may be an
 input). Violations raise ``TypeError`` (type, dtype) or ``ValueError`` (shape, layout).
 """
-from typing import Any, TypeAlias
+from typing import Any, Sequence, TypeAlias
 
 import numpy as np
 from numpy.typing import NDArray
@@ -35,6 +35,15 @@ def jacobian_transpose(x: _Real, r: _Real, r_sub: _Real | None, mask: _Real | No
 def poly_normal_equations(x: _Real, g: _Real, y: _Real, mask: _Real | None, degree: int,
                           x_c: float, x_s: float, g_s: float, threads: int = 1
                           ) -> tuple[NDArray[np.float64], NDArray[np.float64], float]: ...
+def local_coupling_eval(x: _Real, coeffs: _Real, degree: int, x_c: float, x_s: float,
+                        g_s: float, mode: int, uv: float, uh: float, eps: float,
+                        v: _Real | None = None, mask: _Real | None = None,
+                        f: _Real | None = None, fx: _Real | None = None,
+                        fg: _Real | None = None, threads: int = 1) -> float: ...
+def local_normal_equations(x: _Real, g: _Real, y: _Real, mask: _Real | None, degree: int,
+                           knot_shape: Sequence[int], x_c: float, x_s: float, g_s: float,
+                           threads: int = 1
+                           ) -> tuple[NDArray[np.float64], NDArray[np.float64], float]: ...
 def vstep_eval(v: _Real, y: _Real, w: _Real | None, mask: _Real | None, tau2: float,
                gamma: float, tau3: float, dk: float, grad: _Real | None = None,
                curv: _Real | None = None, threads: int = 1

@@ -24,6 +24,12 @@
   X(poly_normal_equations, double,                                                             \
     (const T*, const T*, const T*, const T*, idx, idx, int, double, double, double, double*,   \
      double*, int))                                                                            \
+  X(local_coupling_eval, double,                                                               \
+    (const T*, idx, idx, const GradSpec&, const T*, int, idx, idx, double, double, double,     \
+     const T*, const T*, T*, T*, T*, int))                                                     \
+  X(local_normal_equations, double,                                                            \
+    (const T*, const T*, const T*, const T*, idx, idx, int, idx, idx, double, double, double,  \
+     double*, double*, int))                                                                   \
   X(vstep_eval, double,                                                                        \
     (const T*, const T*, const T*, const T*, idx, idx, double, double, double, double, T*, T*, \
      double*, int))                                                                            \

@@ -3,6 +3,7 @@
 #pragma once
 #include "fourier.hpp"
 #include "kernel_table.hpp"
+#include "local_link.hpp"
 #include "log_rayleigh.hpp"
 #include "polynomial.hpp"
 #include "stencils.hpp"

@@ -103,13 +103,17 @@ def _normal_matrix(blocks: np.ndarray, knots) -> sp.csr_matrix:
                          shape=(n, n)).tocsr()
 
 
-def _solve(blocks, rhs, knots, gam, c_glob, mu, nu) -> np.ndarray:
-    nk, nd = rhs.shape
+def _system(blocks, rhs, knots, gam, c_glob, mu, nu):
+    """Matrix and right-hand side of the normal equations of the objective, ridge included."""
     g2 = gam**2
     a = _normal_matrix(blocks, knots) + sp.kron(_ridge(knots, mu, nu), sp.diags(g2), format="csr")
-    b = rhs + nu * (g2 * c_glob)[None, :]
-    c = spla.spsolve(a.tocsc(), b.ravel())
-    return np.asarray(c).reshape(tuple(knots) + (nd,))
+    return a, (rhs + nu * (g2 * c_glob)[None, :]).ravel()
+
+
+def _solve(blocks, rhs, knots, gam, c_glob, mu, nu) -> np.ndarray:
+    a, b = _system(blocks, rhs, knots, gam, c_glob, mu, nu)
+    c = spla.spsolve(a.tocsc(), b)
+    return np.asarray(c).reshape(tuple(knots) + (rhs.shape[1],))
 
 
 @dataclass(frozen=True, eq=False)

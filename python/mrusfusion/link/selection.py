@@ -311,8 +311,10 @@ def select_local_link(mr_up, us, degree: int, *, mask=None,
     local, seen = [], set()
     for p in sorted((check_scalar(p, "spacings", positive=True) for p in spacings if p is not None),
                     reverse=True):
+        if p < 2:
+            raise ValueError(f"`spacings` must be at least 2 pixels (or None), got {p:g}")
         ks = knot_shape(data.x.shape, p)
-        if p >= 2 and ks not in seen:
+        if ks not in seen:
             seen.add(ks)
             local.append(p)
     cands = ([(None, None)] if None in tuple(spacings) or not local else [])

@@ -16,6 +16,7 @@
 #include <type_traits>
 #include <stdexcept>
 #include <utility>
+#include <vector>
 
 #include "mrusfusion/table_impl.hpp"
 
@@ -324,6 +325,12 @@ void check_coeffs(const py::object& coeffs, int degree) {
                           ",) for degree " + std::to_string(degree) + ", got " + shape_str(c));
 }
 
+void check_feature_scales(double x_s, double g_s) {
+  if (!(x_s > 0) || !(g_s > 0))
+    throw py::value_error("feature scales `x_s` and `g_s` must be positive, got " +
+                          std::to_string(x_s) + " and " + std::to_string(g_s));
+}
+
 // The fine/coarse grids of a half spectrum with n1 rows and h2 = n2/2 + 1 columns.
 SpectralGrid spectral_grid(idx n1, idx h2, idx n2, idx s) {
   if (s < 1) throw py::value_error("`s` must be >= 1, got " + std::to_string(s));
@@ -504,9 +511,7 @@ PYBIND11_MODULE(_core, m) {
       "poly_normal_equations",
       [](Obj x, Obj g, Obj y, Obj mask, int degree, double x_c, double x_s, double g_s, int nt) {
         check_degree(degree);
-        if (!(x_s > 0) || !(g_s > 0))
-          throw py::value_error("feature scales `x_s` and `g_s` must be positive, got " +
-                                std::to_string(x_s) + " and " + std::to_string(g_s));
+        check_feature_scales(x_s, g_s);
         return dispatch(x, "x", [&](auto& c) {
           using T = FloatOf<decltype(c)>;
           const T* xp = c.in(x, "x");
@@ -527,6 +532,80 @@ PYBIND11_MODULE(_core, m) {
       py::arg("x"), py::arg("g"), py::arg("y"), py::arg("mask"), py::arg("degree"),
       py::arg("x_c"), py::arg("x_s"), py::arg("g_s"), threads,
       "(A^T W A, A^T W y, y^T W y) of the least-squares polynomial fit.");
+
+  m.def(
+      "local_coupling_eval",
+      [](Obj x, Obj coeffs, int degree, double x_c, double x_s, double g_s, int mode, double uv,
+         double uh, double eps, Obj v, Obj mask, Obj f, Obj fx, Obj fg, int nt) {
+        check_degree(degree);
+        check_feature_scales(x_s, g_s);
+        const GradSpec gs = grad_spec(mode, uv, uh, eps);
+        const py::array ca = as_array(coeffs, "coeffs");
+        const idx nd = n_coeffs(degree);
+        if (ca.ndim() != 3 || ca.shape(0) < 2 || ca.shape(1) < 2 || ca.shape(2) != nd)
+          throw py::value_error("`coeffs` must have shape (k1, k2, " + std::to_string(nd) +
+                                ") with k1, k2 >= 2 knots for degree " + std::to_string(degree) +
+                                ", got " + shape_str(ca));
+        const idx k1 = ca.shape(0), k2 = ca.shape(1);
+        return dispatch(x, "x", [&](auto& c) {
+          using T = FloatOf<decltype(c)>;
+          const idx n1 = c.n1, n2 = c.n2;
+          const T* xp = c.in(x, "x");
+          const T* cp = c.in(coeffs, "coeffs", {k1, k2, nd});
+          const T* vp = c.opt_in(v, "v");
+          const T* mp = c.opt_in(mask, "mask");
+          // Outputs not asked for go to scratch images (the kernel writes all three).
+          py::array_t<T> scratch;
+          T* sp = nullptr;
+          if (f.is_none() || fx.is_none() || fg.is_none()) {
+            scratch = py::array_t<T>({py::ssize_t(3), n1, n2});
+            sp = scratch.mutable_data();
+          }
+          T* fo = f.is_none() ? sp : c.out(f, "f");
+          T* fxo = fx.is_none() ? sp + n1 * n2 : c.out(fx, "fx");
+          T* fgo = fg.is_none() ? sp + 2 * n1 * n2 : c.out(fg, "fg");
+          return c.run([&] {
+            return K<T>().local_coupling_eval(xp, n1, n2, gs, cp, degree, k1, k2, x_c, x_s, g_s,
+                                              vp, mp, fo, fxo, fgo, nt);
+          });
+        });
+      },
+      py::arg("x"), py::arg("coeffs"), py::arg("degree"), py::arg("x_c"), py::arg("x_s"),
+      py::arg("g_s"), py::arg("mode"), py::arg("uv"), py::arg("uh"), py::arg("eps"),
+      py::arg("v") = none, py::arg("mask") = none, py::arg("f") = none, py::arg("fx") = none,
+      py::arg("fg") = none, threads,
+      "The local link (knot coefficients (k1, k2, nd), scaled features) and its partial "
+      "derivatives into f, fx, fg; returns sum m (v - f)^2.");
+
+  m.def(
+      "local_normal_equations",
+      [](Obj x, Obj g, Obj y, Obj mask, int degree, std::vector<idx> knots, double x_c,
+         double x_s, double g_s, int nt) {
+        check_degree(degree);
+        check_feature_scales(x_s, g_s);
+        if (knots.size() != 2 || knots[0] < 2 || knots[1] < 2)
+          throw py::value_error("`knot_shape` must be (k1, k2) with at least 2 knots per axis");
+        return dispatch(x, "x", [&](auto& c) {
+          using T = FloatOf<decltype(c)>;
+          const T* xp = c.in(x, "x");
+          const T* gp = c.in(g, "g");
+          const T* yp = c.in(y, "y");
+          const T* mp = c.opt_in(mask, "mask");
+          const idx nd = n_coeffs(degree), nk = knots[0] * knots[1];
+          py::array_t<double> blocks({nk, idx(kLocalSlots2), nd, nd}), rhs({nk, nd});
+          double* B = blocks.mutable_data();
+          double* R = rhs.mutable_data();
+          const double yy = c.run([&] {
+            return K<T>().local_normal_equations(xp, gp, yp, mp, c.n1, c.n2, degree, knots[0],
+                                                 knots[1], x_c, x_s, g_s, B, R, nt);
+          });
+          return py::make_tuple(blocks, rhs, yy);
+        });
+      },
+      py::arg("x"), py::arg("g"), py::arg("y"), py::arg("mask"), py::arg("degree"),
+      py::arg("knot_shape"), py::arg("x_c"), py::arg("x_s"), py::arg("g_s"), threads,
+      "(blocks, rhs, y^T W y) of the joint fit of the local link: blocks[k, o] couples knot k "
+      "with its forward neighbour o, (0,0) (0,1) (1,-1) (1,0) (1,1).");
 
   m.def(
       "vstep_eval",

@@ -45,20 +45,21 @@ double local_coupling_eval_d(const T* MRF_RESTRICT x, idx n1, idx n2, const Grad
   const T eps2 = static_cast<T>(spec.eps * spec.eps);
   const bool mag = spec.mode == GradMode::magnitude;
   const T xc = static_cast<T>(x_c), ixs = static_cast<T>(1.0 / x_s), igs = static_cast<T>(1.0 / g_s);
-  // The column hats are the same for every row: tabulated once, outside the pixel loop.
-  std::vector<idx> lo2(static_cast<size_t>(n2));
+  // The column hats are the same for every row: tabulated once, outside the pixel loop, with the
+  // first column of each knot cell.
   std::vector<T> w2(static_cast<size_t>(n2));
+  std::vector<idx> first(static_cast<size_t>(k2), 0);
   for (idx j = 0; j < n2; ++j) {
     const Hat h = hat(j, n2, k2);
-    lo2[static_cast<size_t>(j)] = h.lo * nd;
     w2[static_cast<size_t>(j)] = static_cast<T>(h.w);
+    ++first[static_cast<size_t>(h.lo) + 1];
   }
+  for (idx q = 1; q < k2; ++q) first[static_cast<size_t>(q)] += first[static_cast<size_t>(q) - 1];
   const idx row = k2 * nd;
   std::vector<double> part(static_cast<size_t>(n1), 0.0);
 #pragma omp parallel num_threads(clamp_threads(threads))
   {
-    // Coefficients of one row, interpolated along axis 0 between its two knot rows: each pixel
-    // then interpolates only along axis 1 (no per-pixel coefficient images).
+    // Coefficients of one row, interpolated along axis 0 between its two knot rows.
     std::vector<T> crow(static_cast<size_t>(row));
 #pragma omp for schedule(static)
     for (idx i = 0; i < n1; ++i) {
@@ -73,26 +74,38 @@ double local_coupling_eval_d(const T* MRF_RESTRICT x, idx n1, idx n2, const Grad
       T* fr = f + i * n2;
       T* fxr = fx + i * n2;
       T* fgr = fg + i * n2;
-      with_flag(mag, [&](auto MAG) {
-        for (idx j = 0; j < n2; ++j) {
-          const idx jp = j + 1 == n2 ? 0 : j + 1;
-          const T dh = r[jp] - r[j], dv = rn[j] - r[j];
-          T gg;
-          if constexpr (MAG) gg = std::sqrt(dh * dh + dv * dv + eps2);
-          else gg = uv * dv + uh * dh;
-          const T* ca = cr + lo2[static_cast<size_t>(j)];
-          const T* cb = ca + nd;
-          const T b = w2[static_cast<size_t>(j)];
-          T cc[nd];
-#pragma GCC unroll 66
-          for (int k = 0; k < nd; ++k) cc[k] = ca[k] + b * (cb[k] - ca[k]);
-          T F, Ft, Fs;
-          poly_point<D>(cc, (r[j] - xc) * ixs, gg * igs, F, Ft, Fs);
-          fr[j] = F;
-          fxr[j] = Ft * ixs;
-          fgr[j] = Fs * igs;
+      const T* wr = w2.data();
+      // f is linear in the coefficients, so along a knot cell of the row it is the blend
+      // (1 - w) f_a + w f_b of the polynomials of the cell's two knots: fixed coefficients in
+      // the pixel loop, which then vectorises as the global link's does.
+      for (idx q = 0; q + 1 < k2; ++q) {
+        T A[nd], B[nd];
+        for (int k = 0; k < nd; ++k) {
+          A[k] = cr[q * nd + k];
+          B[k] = cr[(q + 1) * nd + k];
         }
-      });
+        const idx j0 = first[static_cast<size_t>(q)], j1 = first[static_cast<size_t>(q) + 1];
+        with_flag(mag, [&](auto MAG) {
+          auto px = [&](idx j, idx jp) MRF_FLATTEN {
+            const T dh = r[jp] - r[j], dv = rn[j] - r[j];
+            T gg;
+            if constexpr (MAG) gg = std::sqrt(dh * dh + dv * dv + eps2);
+            else gg = uv * dv + uh * dh;
+            const T t = (r[j] - xc) * ixs, s = gg * igs;
+            T Fa, Fta, Fsa, Fb, Ftb, Fsb;
+            poly_point<D>(A, t, s, Fa, Fta, Fsa);
+            poly_point<D>(B, t, s, Fb, Ftb, Fsb);
+            const T w = wr[j];
+            fr[j] = Fa + w * (Fb - Fa);
+            fxr[j] = (Fta + w * (Ftb - Fta)) * ixs;
+            fgr[j] = (Fsa + w * (Fsb - Fsa)) * igs;
+          };
+          const idx je = j1 < n2 ? j1 : n2 - 1;  // the last column wraps around
+#pragma omp simd
+          for (idx j = j0; j < je; ++j) px(j, j + 1);
+          if (je < j1) px(n2 - 1, 0);
+        });
+      }
       if (v) {
         const T* vr = v + i * n2;
         const T* mr = mask ? mask + i * n2 : nullptr;
@@ -173,6 +186,8 @@ double local_normal_equations(const T* MRF_RESTRICT x, const T* MRF_RESTRICT g,
       std::vector<double> R(static_cast<size_t>(ncell) * 2 * nd);
       double feat[n_coeffs(kMaxDegree)];
       double tp[kMaxDegree + 1], sq[kMaxDegree + 1];
+      int rowoff[n_coeffs(kMaxDegree)];
+      for (int a = 0; a < nd; ++a) rowoff[a] = a * nd - a * (a + 1) / 2;
 #pragma omp for schedule(static)
       for (idx r = parity; r < k1 - 1; r += 2) {
         const idx i_end = start[static_cast<size_t>(r) + 1];
@@ -197,17 +212,19 @@ double local_normal_equations(const T* MRF_RESTRICT x, const T* MRF_RESTRICT g,
             const Hat hc = h2[static_cast<size_t>(j)];
             const double u = hc.w;
             const double o0 = w * (1 - u) * (1 - u), o1 = w * (1 - u) * u, o2 = w * u * u;
-            double* M0 = M.data() + static_cast<size_t>(hc.lo) * 3 * ntri;
-            double* M1 = M0 + ntri;
-            double* M2 = M1 + ntri;
-            int tri = 0;
+            double* MRF_RESTRICT M0 = M.data() + static_cast<size_t>(hc.lo) * 3 * ntri;
+            double* MRF_RESTRICT M1 = M0 + ntri;
+            double* MRF_RESTRICT M2 = M1 + ntri;
+            // Row a of the packed upper triangle starts at rowoff[a] + a; the b loop is
+            // contiguous and vectorises.
             for (int a = 0; a < nd; ++a) {
-              const double fa = feat[a];
-              for (int b = a; b < nd; ++b, ++tri) {
-                const double p = fa * feat[b];
-                M0[tri] += o0 * p;
-                M1[tri] += o1 * p;
-                M2[tri] += o2 * p;
+              const double f0 = o0 * feat[a], f1 = o1 * feat[a], f2 = o2 * feat[a];
+              const int off = rowoff[a];
+#pragma omp simd
+              for (int b = a; b < nd; ++b) {
+                M0[off + b] += f0 * feat[b];
+                M1[off + b] += f1 * feat[b];
+                M2[off + b] += f2 * feat[b];
               }
             }
             const double yk = static_cast<double>(y[k]);

@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Optional, Tuple
 
 import numpy as np
@@ -71,43 +72,55 @@ def _pairs(knots, off):
     return idx[src].ravel(), idx[dst].ravel()
 
 
-def _ridge(knots, mu: float, nu: float) -> sp.csr_matrix:
-    """``mu L + nu I`` on the knot grid (``L`` the graph Laplacian of axis neighbours)."""
+@lru_cache(maxsize=32)
+def _pattern(knots: Tuple[int, ...], nd: int):
+    """Block-sparse (BSR) pattern of the normal matrix on a knot grid: ``indptr``, ``indices``,
+    the stored block behind each matrix block (blocks are symmetric, so the block of (k', k)
+    is that of (k, k')), and per block the coefficients of ``mu`` (graph Laplacian of the axis
+    neighbours) and of ``nu`` (identity) in the ridge."""
     nk = int(np.prod(knots))
-    rows, cols, vals = [np.arange(nk)], [np.arange(nk)], [np.full(nk, float(nu))]
-    for a in range(len(knots)):
-        i, j = _pairs(knots, tuple(1 if b == a else 0 for b in range(len(knots))))
-        one = np.full(i.size, float(mu))
-        rows += [i, j, i, j]
-        cols += [i, j, j, i]
-        vals += [one, one, -one, -one]
-    return sp.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                         shape=(nk, nk)).tocsr()
-
-
-def _normal_matrix(blocks: np.ndarray, knots) -> sp.csr_matrix:
-    """The symmetric (N_knots Nd)^2 matrix from the stored forward blocks."""
-    nk, _, nd, _ = blocks.shape
-    rows, cols, vals = [], [], []
-    e = np.arange(nd)
+    nslot = len(forward_offsets(len(knots)))
+    rows, cols, src, lap = [], [], [], []
+    degree = np.zeros(nk)
     for slot, off in enumerate(forward_offsets(len(knots))):
         i, j = _pairs(knots, off)
-        b = blocks[i, slot]
-        pairs = [(i, j)] if slot == 0 else [(i, j), (j, i)]
-        for r, c in pairs:  # blocks are symmetric, so (k', k) holds the same block
-            rows.append((r[:, None, None] * nd + e[None, :, None]).repeat(nd, 2).ravel())
-            cols.append((c[:, None, None] * nd + e[None, None, :]).repeat(nd, 1).ravel())
-            vals.append(b.ravel())
-    n = nk * nd
-    return sp.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                         shape=(n, n)).tocsr()
+        axis = sum(map(abs, off)) == 1
+        if axis:
+            np.add.at(degree, i, 1.0)
+            np.add.at(degree, j, 1.0)
+        for r, c in ([(i, j)] if slot == 0 else [(i, j), (j, i)]):
+            rows.append(r)
+            cols.append(c)
+            src.append(i * nslot + slot)
+            lap.append(np.full(i.size, -1.0 if axis else 0.0))
+    rows, cols, src, lap = (np.concatenate(a) for a in (rows, cols, src, lap))
+    order = np.lexsort((cols, rows))
+    rows, cols, src, lap = rows[order], cols[order], src[order], lap[order]
+    eye = (rows == cols).astype(float)
+    lap = lap + eye * degree[rows]
+    indptr = np.searchsorted(rows, np.arange(nk + 1))
+    for a in (indptr, cols, src, lap, eye):
+        a.setflags(write=False)  # shared by every call through the cache
+    return indptr, cols, src, lap, eye
+
+
+def _normal_matrix(blocks: np.ndarray, knots, ridge=None) -> sp.bsr_matrix:
+    """The symmetric (N_knots Nd)^2 matrix from the stored forward blocks; with
+    ``ridge = (gam, mu, nu)`` plus ``(mu L + nu I) kron Gam^2``."""
+    nk, _, nd, _ = blocks.shape
+    indptr, indices, src, lap, eye = _pattern(tuple(int(k) for k in knots), nd)
+    data = blocks.reshape(-1, nd, nd)[src]
+    if ridge is not None:
+        gam, mu, nu = ridge
+        e = np.arange(nd)
+        data[:, e, e] += np.outer(mu * lap + nu * eye, gam**2)
+    return sp.bsr_matrix((data, indices, indptr), shape=(nk * nd, nk * nd))
 
 
 def _system(blocks, rhs, knots, gam, c_glob, mu, nu):
     """Matrix and right-hand side of the normal equations of the objective, ridge included."""
-    g2 = gam**2
-    a = _normal_matrix(blocks, knots) + sp.kron(_ridge(knots, mu, nu), sp.diags(g2), format="csr")
-    return a, (rhs + nu * (g2 * c_glob)[None, :]).ravel()
+    a = _normal_matrix(blocks, knots, (gam, mu, nu))
+    return a, (rhs + nu * (gam**2 * c_glob)[None, :]).ravel()
 
 
 def _solve(blocks, rhs, knots, gam, c_glob, mu, nu) -> np.ndarray:

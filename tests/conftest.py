@@ -1,6 +1,11 @@
+import os
+
 import numpy as np
 import pytest
 from scipy import ndimage
+
+# No test reads or writes the user's FFTW wisdom file; tests/test_wisdom.py points it elsewhere.
+os.environ["MRUSFUSION_WISDOM"] = "0"
 
 
 def smooth_image(shape, seed=0, sigma=2.0, dtype=np.float64):

@@ -6,10 +6,10 @@ from mrusfusion.fourier import FourierProblem, dtd_symbol
 from mrusfusion.operators import Blur, Decimation, FiniteDifference, gaussian_psf
 
 
-def _normal_residual(shape, s, dtype, L, tau1, rng, use_g=True):
+def _normal_residual(shape, s, dtype, L, tau1, rng, use_g=True, effort="FFTW_ESTIMATE"):
     psf = gaussian_psf(5, 2.0)
     ym = rng.random((shape[0] // s, shape[1] // s))
-    fp = FourierProblem(shape, s, psf, dtype, 2, ym.astype(dtype), "FFTW_ESTIMATE")
+    fp = FourierProblem(shape, s, psf, dtype, 2, ym.astype(dtype), effort)
     xk = rng.random(shape)
     G = rng.standard_normal(shape)
     X = fp.solve(L, tau1, fp.forward(xk.astype(dtype)), fp.forward(G.astype(dtype)) if use_g else None)
@@ -48,3 +48,14 @@ def test_forward_inverse_roundtrip_preserves_spectrum(rng):
     X_copy = X.copy()
     np.testing.assert_allclose(fp.inverse(X), x, atol=1e-13)
     np.testing.assert_array_equal(X, X_copy)
+
+
+@pytest.mark.parametrize("effort", ["FFTW_MEASURE", "FFTW_PATIENT"])
+def test_measured_plans_solve_the_normal_equations(effort, rng):
+    # conftest.py keeps the wisdom file out of this: the plans are measured in this process.
+    assert _normal_residual((18, 14), 2, np.float64, 0.5, 0.03, rng, effort=effort) < 1e-10
+
+
+def test_planner_effort_is_checked():
+    with pytest.raises(ValueError, match="`planner_effort` must be one of FFTW_ESTIMATE, .*'FFTW_FAST'"):
+        FourierProblem((8, 8), 2, gaussian_psf(3, 1.0), planner_effort="FFTW_FAST")

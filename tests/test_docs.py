@@ -4,7 +4,8 @@ import importlib
 
 import pytest
 
-MODULES = ["fusion", "link.features", "link.global_link", "link.local_link", "link.selection",
+MODULES = ["fusion", "link.base", "link.features", "link.global_link", "link.local_link",
+           "link.selection",
            "operators", "simulate", "metrics",
            "weights", "data", "io",
            "fourier", "experiments.sweep", "experiments.reproduce", "experiments.cases",

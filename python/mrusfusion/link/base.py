@@ -20,10 +20,17 @@ import numpy as np
 
 from .. import _core
 from .._config import get_num_threads
-from .._validation import as_image, as_mask
+from .._validation import as_image, as_mask, check_scalar
 from ..operators import Gradient, make_gradient
 
-__all__ = ["Link", "LinkMethods"]
+__all__ = ["Link", "LinkMethods", "real_scalar"]
+
+
+def real_scalar(value, name: str, **checks) -> float:
+    """:func:`~mrusfusion._validation.check_scalar` of a required value, typed as a float."""
+    v = check_scalar(value, name, **checks)
+    assert v is not None  # only allow_none=True gives None
+    return v
 
 
 @runtime_checkable
@@ -55,6 +62,10 @@ class LinkMethods:
     def grad(self) -> Gradient:
         """The gradient map ``g(x)`` this link uses."""
         return make_gradient(self.gradient, self.scan_direction, self.eps)
+
+    def coupling(self, x, v, mask, f, fx, fg, threads: int = 1, kernels=_core) -> float:
+        """``sum m (v - f)^2``, writing ``f``, ``f_x``, ``f_g`` where not None (each link's own)."""
+        raise NotImplementedError
 
     def _image(self, x, name: str = "x", dtype=None) -> np.ndarray:
         return as_image(x, name, min_size=1, dtype=dtype)
@@ -101,7 +112,7 @@ class LinkMethods:
         w1 = np.empty_like(x)
         w2 = np.empty_like(x) if g.mode == 1 else None
         out = np.empty_like(x)
-        _core.jacobian_transpose(x, r, None, None, fx, fg, g.mode, g.uv, g.uh, g.eps, 1.0, w1, w2,
+        _core.jacobian_transpose(x, r, None, None, fx, fg, g.mode, g.uv, g.uh, float(g.eps or 0.0), 1.0, w1, w2,
                                  out, nt)
         return out
 
@@ -112,6 +123,13 @@ class LinkMethods:
         that only predicts the mean (the degenerate c-step), negative when worse than the mean.
         When ``v`` is constant over the mask there is no variance to explain: 1.0 if ``f``
         matches ``v`` exactly, else 0.0.
+
+        Examples
+        --------
+        >>> from mrusfusion.link import PolynomialLink
+        >>> x = np.linspace(0, 1, 64).reshape(8, 8)
+        >>> round(PolynomialLink([1.5, 1.0, 0.0], 1).explained_variance(x, 1 + 2 * x), 12)
+        0.75
         """
         x = self._image(x, dtype=np.float64)
         v = as_image(v, "v", min_size=1, dtype=np.float64)

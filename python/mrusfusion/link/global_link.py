@@ -223,7 +223,8 @@ def fit_polynomial(mr, us, degree: int = 4, *, gradient: str = "directional",
     if y.shape != x_in.shape:
         raise ValueError(f"`us` must have the shape of `mr` {x_in.shape}, got {y.shape}")
     d = check_int(degree, "degree", low=0, high=MAX_DEGREE)
-    eps = check_scalar(eps, "eps", positive=True)
+    check_scalar(eps, "eps", positive=True)
+    eps = float(eps)
     check_gradient(gradient)
     m = as_mask(mask, "mask", x_in.shape, np.float64)
     nt = get_num_threads(threads)
@@ -271,8 +272,8 @@ def fit_polynomial(mr, us, degree: int = 4, *, gradient: str = "directional",
     fn = np.empty_like(x)
     ssr, fmax = float("nan"), float("nan")
     if np.isfinite(terms):
-        ssr = _core.coupling_eval(x, cn, d, gmap.mode, gmap.uv, gmap.uh, gmap.eps, y, m, fn,
-                                  None, None, nt)
+        ssr = _core.coupling_eval(x, cn, d, gmap.mode, gmap.uv, gmap.uh, float(gmap.eps or 0.0),
+                                  y, m, fn, None, None, nt)
         fmax = float(np.max(np.abs(fn[sel])))
     prec = "float32" if eps_eval > 1e-10 else "float64"
     if not terms * 1e3 * eps_eval <= fmax:  # also catches inf and NaN
@@ -281,15 +282,15 @@ def fit_polynomial(mr, us, degree: int = 4, *, gradient: str = "directional",
                          f"(the MR intensities span too narrow a range); use a lower degree"
                          + (" or float64 images" if prec == "float32" else ""))
     coeffs = _to_units(cn, d, sx, sy)
-    ok = coeffs is not None
-    if ok:
+    ok = False
+    if coeffs is not None:
         # The link in the given units, evaluated as fuse would, must give the same values.
         link = PolynomialLink(coeffs, d, gradient, scan_direction, eps)
         with np.errstate(over="ignore", under="ignore", invalid="ignore"):
             fu = link.evaluate(x_in, threads=nt).astype(np.float64) / sy
         err = np.abs(fu - fn)[sel]
         ok = bool(np.all(err <= 100.0 * terms * eps_eval + 1e-300))
-    if not ok:
+    if coeffs is None or not ok:
         raise ValueError(f"the polynomial link of degree {d} is not representable in {prec} at "
                          f"the intensity scales of `mr` (max |mr| = {sx:.3g}) and `us` "
                          f"(max |us| = {sy:.3g}): its coefficients or terms overflow or underflow; "

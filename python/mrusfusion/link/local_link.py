@@ -31,9 +31,9 @@ import scipy.sparse.linalg as spla
 
 from .. import _core
 from .._config import get_num_threads
-from .._validation import as_image, as_mask, check_direction, check_gradient, check_int, check_scalar
+from .._validation import as_image, as_mask, check_direction, check_gradient, check_int
 from ..operators import make_gradient
-from .base import LinkMethods
+from .base import LinkMethods, real_scalar
 from .features import MAX_DEGREE, FeatureScaling, n_coeffs
 from .global_link import _relative, solve_normal_equations
 
@@ -80,7 +80,10 @@ def _pattern(knots: Tuple[int, ...], nd: int):
     neighbours) and of ``nu`` (identity) in the ridge."""
     nk = int(np.prod(knots))
     nslot = len(forward_offsets(len(knots)))
-    rows, cols, src, lap = [], [], [], []
+    rows: list = []
+    cols: list = []
+    src: list = []
+    lap: list = []
     degree = np.zeros(nk)
     for slot, off in enumerate(forward_offsets(len(knots))):
         i, j = _pairs(knots, off)
@@ -93,15 +96,15 @@ def _pattern(knots: Tuple[int, ...], nd: int):
             cols.append(c)
             src.append(i * nslot + slot)
             lap.append(np.full(i.size, -1.0 if axis else 0.0))
-    rows, cols, src, lap = (np.concatenate(a) for a in (rows, cols, src, lap))
-    order = np.lexsort((cols, rows))
-    rows, cols, src, lap = rows[order], cols[order], src[order], lap[order]
-    eye = (rows == cols).astype(float)
-    lap = lap + eye * degree[rows]
-    indptr = np.searchsorted(rows, np.arange(nk + 1))
-    for a in (indptr, cols, src, lap, eye):
+    r, c, b, w = (np.concatenate(a) for a in (rows, cols, src, lap))
+    order = np.lexsort((c, r))
+    r, c, b, w = r[order], c[order], b[order], w[order]
+    eye = (r == c).astype(float)
+    w = w + eye * degree[r]
+    indptr = np.searchsorted(r, np.arange(nk + 1))
+    for a in (indptr, c, b, w, eye):
         a.setflags(write=False)  # shared by every call through the cache
-    return indptr, cols, src, lap, eye
+    return indptr, c, b, w, eye
 
 
 def _normal_matrix(blocks: np.ndarray, knots, ridge=None) -> sp.bsr_matrix:
@@ -221,6 +224,16 @@ class LocalPolynomialLink(LinkMethods):
               kernels=_core) -> "LocalPolynomialLink":
         """The exact minimiser over the knot coefficients of ``sum m (v - f)^2 + penalty()``,
         with degree, knots, scaling, ``Gam``, ``c_glob``, ``mu`` and ``nu`` frozen (DESIGN 12.3).
+
+        Examples
+        --------
+        >>> yy, xx = np.mgrid[0:32, 0:32] / 32
+        >>> x = 0.5 + 0.25 * np.sin(2 * np.pi * xx) * np.cos(2 * np.pi * yy)
+        >>> link = fit_local_link(x, x, 1, knot_spacing=16)
+        >>> new = link.refit(x, 2 * x)
+        >>> def psi(k): return k.coupling(x, 2 * x, None, None, None, None) + k.penalty()
+        >>> bool(psi(new) <= psi(link))
+        True
         """
         x = self._image(x, dtype=np.float64)
         v = as_image(v, "v", min_size=1, dtype=np.float64)
@@ -291,11 +304,11 @@ def fit_local_link(mr_up, us, degree: int, *, knot_spacing: float, mu: float = 1
     if y.shape != x.shape:
         raise ValueError(f"`us` must have the shape of `mr_up` {x.shape}, got {y.shape}")
     d = check_int(degree, "degree", low=0, high=MAX_DEGREE)
-    spacing = check_scalar(knot_spacing, "knot_spacing", positive=True)
+    spacing = real_scalar(knot_spacing, "knot_spacing", positive=True)
     if spacing < 2:
         raise ValueError(f"`knot_spacing` must be at least 2 pixels, got {spacing:g}")
-    mu = check_scalar(mu, "mu", nonnegative=True)
-    nu = check_scalar(nu, "nu", positive=True)
+    mu = real_scalar(mu, "mu", nonnegative=True)
+    nu = real_scalar(nu, "nu", positive=True)
     m = as_mask(mask, "mask", x.shape, np.float64)
     nt = get_num_threads(threads)
     gmap = make_gradient(gradient, scan_direction, eps, threads=nt)

@@ -23,14 +23,15 @@ too few to tell.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from .. import _core
 from .._config import get_num_threads
-from .._validation import as_image, as_mask, check_int, check_scalar
+from .._validation import as_image, as_mask, check_int
 from ..operators import make_gradient
+from .base import real_scalar
 from .features import MAX_DEGREE, FeatureScaling, degree_subset, n_coeffs
 from .global_link import solve_normal_equations
 from .local_link import _normal_matrix, _solve, knot_shape
@@ -126,7 +127,7 @@ class _Data:
         y = as_image(us, "us", dtype=np.float64)
         if y.shape != x.shape:
             raise ValueError(f"`us` must have the shape of `mr_up` {x.shape}, got {y.shape}")
-        eps = check_scalar(eps, "eps", positive=True)
+        eps = real_scalar(eps, "eps", positive=True)
         self.m = as_mask(mask, "mask", x.shape, np.float64)
         self.nt = get_num_threads(threads)
         sx = float(np.max(np.abs(x))) or 1.0
@@ -305,11 +306,12 @@ def select_local_link(mr_up, us, degree: int, *, mask=None,
     d = check_int(degree, "degree", low=0, high=MAX_DEGREE)
     blocks = check_int(blocks, "blocks", low=2)
     folds = check_int(folds, "folds", low=2)
-    nu = check_scalar(nu, "nu", positive=True)
-    mus = tuple(sorted({check_scalar(m, "mus", nonnegative=True) for m in mus}, reverse=True))
+    nu = real_scalar(nu, "nu", positive=True)
+    mus = tuple(sorted({real_scalar(m, "mus", nonnegative=True) for m in mus}, reverse=True))
     data = _Data(mr_up, us, mask, gradient, scan_direction, eps, threads)
-    local, seen = [], set()
-    for p in sorted((check_scalar(p, "spacings", positive=True) for p in spacings if p is not None),
+    local: List[float] = []
+    seen = set()
+    for p in sorted((real_scalar(p, "spacings", positive=True) for p in spacings if p is not None),
                     reverse=True):
         if p < 2:
             raise ValueError(f"`spacings` must be at least 2 pixels (or None), got {p:g}")
@@ -317,7 +319,9 @@ def select_local_link(mr_up, us, degree: int, *, mask=None,
         if ks not in seen:
             seen.add(ks)
             local.append(p)
-    cands = ([(None, None)] if None in tuple(spacings) or not local else [])
+    cands: List[Tuple[Optional[float], Optional[float]]] = []
+    if None in tuple(spacings) or not local:
+        cands.append((None, None))
     cands += [(p, mu) for p in local for mu in mus]
     nan = np.full(len(cands), np.nan)
     masks, why = data.fold_masks(blocks, folds)
@@ -355,8 +359,8 @@ def select_local_link(mr_up, us, degree: int, *, mask=None,
         return LocalLinkSelection(None, None, tuple(cands), err, se, True,
                                   "cross-validation cannot run: every fit is rank deficient on "
                                   "some fold; the global link")
-    best = _one_se(err, se)
-    p, mu = cands[best]
-    what = "the global link" if p is None else f"knot spacing {p:g}, mu {mu:g}"
-    return LocalLinkSelection(p, mu, tuple(cands), err, se, False,
+    spacing, mu_best = cands[_one_se(err, se)]
+    what = ("the global link" if spacing is None else
+            f"knot spacing {spacing:g}, mu {mu_best:g}")
+    return LocalLinkSelection(spacing, mu_best, tuple(cands), err, se, False,
                               f"{what} by {folds}-fold blocked cross-validation, one-SE rule")

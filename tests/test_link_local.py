@@ -210,3 +210,15 @@ def test_bad_arguments():
         link.evaluate(x[:8])
     with pytest.raises(ValueError, match="coeffs"):
         replace(link, coeffs=link.coeffs[:1])
+
+
+def test_general_sparse_solve_when_cholesky_refuses(monkeypatch):
+    x, _, y = _varying((32, 32), seed=5, noise=0.01)
+    banded = fit_local_link(x, y, 2, knot_spacing=10, mu=0.3)
+
+    def refuse(*args, **kwargs):
+        raise np.linalg.LinAlgError("not positive definite")
+
+    monkeypatch.setattr("mrusfusion.link.local_link.sla.solveh_banded", refuse)
+    lu = fit_local_link(x, y, 2, knot_spacing=10, mu=0.3)
+    np.testing.assert_allclose(lu.coeffs, banded.coeffs, rtol=1e-9, atol=1e-10)

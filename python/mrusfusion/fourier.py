@@ -24,7 +24,7 @@ __all__ = ["FourierProblem", "dtd_symbol", "fold", "DEFAULT_PLANNER", "PLANNERS"
 #: FFTW's wisdom emptied (:func:`mrusfusion.wisdom.planning`), so every process on a machine
 #: gets the same plans and the same bits. FFTW_MEASURE picks algorithms by timing them: its plans persist in
 #: the wisdom file and are then recalled in ms, but results hold bit for bit only on one machine
-#: while that file is kept, and its FFTs gained 1.2-1.5x at 600x600, a fusion only 1.03-1.14x.
+#: while that file is kept; at 600x600 its FFT pairs were 1.05-1.5x faster, a fusion 1.03-1.06x.
 DEFAULT_PLANNER = "FFTW_ESTIMATE"
 #: The planner efforts FFTW accepts, fastest planning first.
 PLANNERS = ("FFTW_ESTIMATE", "FFTW_MEASURE", "FFTW_PATIENT", "FFTW_EXHAUSTIVE")

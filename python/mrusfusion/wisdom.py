@@ -188,7 +188,7 @@ class _Store:
             return {}, None, f"it cannot be read ({exc})"
         try:
             doc = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             doc = None
         if not (isinstance(doc, dict) and doc.get("format") == _FORMAT
                 and isinstance(doc.get("machines"), dict)):
@@ -222,7 +222,8 @@ class _Store:
             self.message = f"no wisdom for this machine in {path} yet"
             return
         pyfftw.forget_wisdom()
-        flags = tuple(bool(f) for f in pyfftw.import_wisdom(entry))
+        d, f, l = (bool(ok) for ok in pyfftw.import_wisdom(entry))
+        flags = (d, f, l)
         # A precision the build lacks exports b"" and never imports; the others must all succeed.
         expected = tuple(bool(w) for w in pyfftw.export_wisdom())
         if any(e and not f for e, f in zip(expected, flags)):

@@ -13,7 +13,7 @@ from scipy import ndimage
 import mrusfusion as mf
 from mrusfusion import metrics
 from mrusfusion.operators import Blur, Decimation, bicubic_upsample, gaussian_psf, make_gradient
-from mrusfusion.link import n_coeffs
+from mrusfusion.link import exponents, n_coeffs
 
 PROPERTY = settings(max_examples=25, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -257,9 +257,15 @@ def test_fit_polynomial_at_extreme_scales_is_scale_covariant_or_says_why(data, d
         _refused(exc)
         return
     assert np.isfinite(link.coeffs).all() and np.isfinite(link.relative_residual)
-    assert link.relative_residual == pytest.approx(base.relative_residual, rel=1e-6, abs=1e-9)
+    # Both fits round differently: the accepted condition numbers (up to 1e13) amplify that, and
+    # so does the evaluation in monomials when its terms dwarf its values (x = 0.5 + 1e-4 noise).
+    g = np.abs(base.grad.apply(x)).max()
+    terms = sum(abs(c) * np.abs(x).max() ** p * g**q for c, (p, q) in zip(base.coeffs, exponents(degree)))
+    cond = max(base.condition, link.condition)
+    rel = 1e-6 + 1e-12 * cond + 1e3 * np.finfo(float).eps * terms / (np.abs(y).max() or 1.0)
+    assert link.relative_residual == pytest.approx(base.relative_residual, rel=rel, abs=1e-9)
     f = link.evaluate(x * a) / b
-    np.testing.assert_allclose(f, base.evaluate(x), atol=1e-6 * (np.abs(y).max() or 1.0))
+    np.testing.assert_allclose(f, base.evaluate(x), atol=rel * (np.abs(y).max() or 1.0))
 
 
 @PROPERTY

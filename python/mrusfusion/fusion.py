@@ -173,7 +173,9 @@ def _rescaled(img: np.ndarray, scale: float, name: str) -> np.ndarray:
 
 
 def _common_dtype(*arrays) -> np.dtype:
-    return np.dtype(np.float32) if all(a.dtype == np.float32 for a in arrays) else np.dtype(np.float64)
+    if all(a.dtype == np.float32 for a in arrays):
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)
 
 
 def fuse(mr, us, psf=None, *, ratio: Optional[int] = None, degree: Optional[int] = 4,

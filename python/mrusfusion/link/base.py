@@ -112,8 +112,8 @@ class LinkMethods:
         w1 = np.empty_like(x)
         w2 = np.empty_like(x) if g.mode == 1 else None
         out = np.empty_like(x)
-        _core.jacobian_transpose(x, r, None, None, fx, fg, g.mode, g.uv, g.uh, float(g.eps or 0.0), 1.0, w1, w2,
-                                 out, nt)
+        _core.jacobian_transpose(x, r, None, None, fx, fg, g.mode, g.uv, g.uh,
+                                 float(g.eps or 0.0), 1.0, w1, w2, out, nt)
         return out
 
     def explained_variance(self, x, v, mask=None, *, threads: Optional[int] = None) -> float:

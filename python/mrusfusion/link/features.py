@@ -84,7 +84,8 @@ class FeatureScaling:
     g_s: float
 
     @classmethod
-    def from_data(cls, x: np.ndarray, g: np.ndarray, mask: Optional[np.ndarray] = None) -> "FeatureScaling":
+    def from_data(cls, x: np.ndarray, g: np.ndarray,
+                  mask: Optional[np.ndarray] = None) -> "FeatureScaling":
         """The scaling of ``x`` and ``g`` over the pixels where ``mask`` > 0 (all when None).
 
         Spreads at the rounding level of ``x`` (a constant image, a zero gradient) become

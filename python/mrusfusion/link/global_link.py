@@ -9,7 +9,8 @@ import numpy as np
 
 from .. import _core
 from .._config import get_num_threads
-from .._validation import as_image, as_mask, check_direction, check_gradient, check_int, check_scalar
+from .._validation import (as_image, as_mask, check_direction, check_gradient, check_int,
+                           check_scalar)
 from ..operators import make_gradient
 from .base import LinkMethods
 from .features import MAX_DEGREE, FeatureScaling, exponents, monomial_coeffs, n_coeffs
@@ -80,7 +81,8 @@ class PolynomialLink(LinkMethods):
         d = check_int(self.degree, "degree", low=0, high=MAX_DEGREE)
         c = np.asarray(self.coeffs, dtype=np.float64).ravel()
         if c.size != n_coeffs(d):
-            raise ValueError(f"`coeffs` must have {n_coeffs(d)} entries for degree {d}, got {c.size}")
+            raise ValueError(f"`coeffs` must have {n_coeffs(d)} entries for degree {d}, "
+                             f"got {c.size}")
         if not np.isfinite(c).all():
             raise ValueError("`coeffs` must be finite")
         object.__setattr__(self, "coeffs", c)
@@ -245,7 +247,8 @@ def fit_polynomial(mr, us, degree: int = 4, *, gradient: str = "directional",
     sel = (m > 0) if m is not None else np.ones(x.shape, bool)
     n_pix = int(sel.sum())
     if n_pix < n_coeffs(d):
-        raise ValueError(f"the fit needs at least {n_coeffs(d)} pixels for degree {d}, the mask gives {n_pix}")
+        raise ValueError(f"the fit needs at least {n_coeffs(d)} pixels for degree {d}, "
+                         f"the mask gives {n_pix}")
     sc = FeatureScaling.from_data(x, g, m)
     xs_raw = float(np.max(np.abs(x[sel] - sc.x_c)))
     gs_raw = float(np.max(np.abs(g[sel])))
@@ -262,7 +265,8 @@ def fit_polynomial(mr, us, degree: int = 4, *, gradient: str = "directional",
     cs, cond = solve_normal_equations(gram, rhs)
     if cs is None:
         raise ValueError(f"the polynomial fit of degree {d} is rank deficient (is the MR image "
-                         f"constant or nearly so?); use a lower degree (condition number {cond:.3g})")
+                         f"constant or nearly so?); use a lower degree "
+                         f"(condition number {cond:.3g})")
     cn = monomial_coeffs(cs, d, sc)
     # The link is evaluated in monomials of x and g: when its terms are far larger than its
     # value (a narrow intensity range at a high degree), cancellation leaves no correct digit

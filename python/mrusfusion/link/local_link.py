@@ -221,7 +221,8 @@ class LocalPolynomialLink(LinkMethods):
         """``sum m (v - f)^2``, writing ``f``, ``f_x``, ``f_g`` where not None (one native pass,
         ``c(i)`` interpolated from the ``2^D`` knots around each pixel)."""
         if x.shape != self.shape:
-            raise ValueError(f"`x` must have the shape {self.shape} the link was fitted on, got {x.shape}")
+            raise ValueError(f"`x` must have the shape {self.shape} the link was fitted on, "
+                             f"got {x.shape}")
         g, sc = self.grad, self.scaling
         return kernels.local_coupling_eval(x, self.coeffs.astype(x.dtype), self.degree, sc.x_c,
                                            sc.x_s, sc.g_s, g.mode, g.uv, g.uh, g.eps, v, mask, f,
@@ -252,7 +253,8 @@ class LocalPolynomialLink(LinkMethods):
         x = self._image(x, dtype=np.float64)
         v = as_image(v, "v", min_size=1, dtype=np.float64)
         if x.shape != self.shape or v.shape != self.shape:
-            raise ValueError(f"`x` and `v` must have shape {self.shape}, got {x.shape} and {v.shape}")
+            raise ValueError(f"`x` and `v` must have shape {self.shape}, "
+                             f"got {x.shape} and {v.shape}")
         m = as_mask(mask, "mask", x.shape, np.float64)
         nt = get_num_threads(threads)
         g = self.grad.apply(x)
@@ -335,7 +337,8 @@ def fit_local_link(mr_up, us, degree: int, *, knot_spacing: float, mu: float = 1
     diag = np.diag(gram)
     top = float(diag.max()) if diag.max() > 0 else 1.0
     gam = np.sqrt(np.maximum(diag, 1e-12 * top) / np.prod(knots))
-    blocks, rhs, _ = kernels.local_normal_equations(x, g, y, m, d, knots, sc.x_c, sc.x_s, sc.g_s, nt)
+    blocks, rhs, _ = kernels.local_normal_equations(x, g, y, m, d, knots, sc.x_c, sc.x_s, sc.g_s,
+                                                    nt)
     c = _solve(blocks, rhs, knots, gam, c_glob, mu, nu)
     link = LocalPolynomialLink(c, d, x.shape, sc, gam, c_glob, mu, nu, spacing, gradient,
                                scan_direction, eps)

@@ -350,7 +350,8 @@ def select_local_link(mr_up, us, degree: int, *, mask=None,
             for k in range(folds):
                 diag = np.diag(gt - grams[k])
                 gam = np.sqrt(np.maximum(diag, 1e-12 * max(diag.max(), 1e-300)) / np.prod(ks))
-                c = _solve(blk.sum(0) - blk[k], rhs.sum(0) - rhs[k], ks, gam, c_glob[k], mu, nu).ravel()
+                c = _solve(blk.sum(0) - blk[k], rhs.sum(0) - rhs[k], ks, gam, c_glob[k], mu,
+                           nu).ravel()
                 sse = yys[k] - 2 * c @ rhs[k].ravel() + c @ (mats[k] @ c)
                 errs.append(max(float(sse), 0.0) / wsum[k])
             i = cands.index((p, mu))

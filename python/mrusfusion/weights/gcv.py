@@ -59,7 +59,8 @@ class _HalfGCV:
         return rss, tr
 
 
-def gcv_tau1(y_m: np.ndarray, ratio: int, abs_lam2: np.ndarray, *, grid=None) -> Tuple[float, float]:
+def gcv_tau1(y_m: np.ndarray, ratio: int, abs_lam2: np.ndarray, *,
+             grid=None) -> Tuple[float, float]:
     """``tau1`` minimising GCV of the MR-only problem, and ``sigma_m^2``.
 
     Parameters

@@ -16,7 +16,7 @@ from .fourier import DEFAULT_PLANNER, FourierProblem
 from .operators import as_psf
 from .problem import scale_of
 from .vstep import VStepSolver
-from .weights import LOG_RAYLEIGH_STD, gcv_tau1, sure_rho, us_noise_scale
+from .weights import gcv_tau1, us_weights
 
 __all__ = ["super_resolve", "despeckle"]
 
@@ -96,8 +96,8 @@ def super_resolve(mr, ratio: int, *, tau: Optional[float] = None, psf=None,
 
 
 def despeckle(us, *, tau2: Optional[float] = None, tau3: Optional[float] = None,
-              gamma: Optional[float] = None, tol: float = 1e-6,
-              threads: Optional[int] = None) -> np.ndarray:
+              gamma: Optional[float] = None, noise_model: str = "correlated",
+              tol: float = 1e-6, threads: Optional[int] = None) -> np.ndarray:
     """US-only baseline: ``argmin_v tau2 sum[exp(y_u - v) - gamma (y_u - v)] + tau3||grad v||^2``.
 
     Parameters
@@ -106,11 +106,13 @@ def despeckle(us, *, tau2: Optional[float] = None, tau3: Optional[float] = None,
         Observed log-compressed US image.
     tau2, tau3 : float, optional
         Weights in [1e-12, 1e12] (``tau3`` may be 0); only ``tau3 / tau2`` matters. ``None``:
-        the rule :func:`mrusfusion.fuse` uses (:func:`mrusfusion.weights.us_noise_model`):
+        the rule :func:`mrusfusion.fuse` uses (:func:`mrusfusion.weights.us_weights`):
         ``tau2 = 1 / (gamma sigma_u^2 A_c)`` from the measured log-Rayleigh scale and speckle
-        grain, ``tau3 = tau2 gamma rho`` with ``rho`` chosen by SURE.
+        grain, ``tau3 = tau2 gamma rho`` with ``rho`` chosen by (coloured-noise) SURE.
     gamma : float, optional
         Log-Rayleigh parameter in [1e-3, 1e3] (default from the measured noise scale).
+    noise_model : {"correlated", "iid"}
+        How the automatic weights read the speckle, as in :func:`mrusfusion.fuse`.
     tol : float
         Relative accuracy of the solution, in (0, 1).
     threads : int, optional
@@ -145,16 +147,14 @@ def despeckle(us, *, tau2: Optional[float] = None, tau3: Optional[float] = None,
     nt = get_num_threads(threads, pixels=y.size)
     scale = scale_of(y, "us")
     yu = y / y.dtype.type(scale)
-    b = us_noise_scale(yu)
-    sigma_u2 = max(b * b * LOG_RAYLEIGH_STD**2, 1e-12)
-    if gamma is None:
-        from math import gamma as gamma_fn
-
-        gamma = 2.0 ** (b / 2.0) * gamma_fn(1.0 + b / 2.0)
-    if tau2 is None:
-        tau2 = min(1.0 / (gamma * sigma_u2), MAX_WEIGHT)
-    if tau3 is None:
-        tau3 = min(tau2 * gamma * sure_rho(yu, sigma_u2), MAX_WEIGHT)
+    if tau2 is None or tau3 is None or gamma is None:
+        noise = us_weights(yu, noise_model=noise_model)
+        if gamma is None:
+            gamma = noise.gamma
+        if tau2 is None:
+            tau2 = min(1.0 / (gamma * max(noise.sigma_u2 * noise.grain_area, 1e-12)), MAX_WEIGHT)
+        if tau3 is None:
+            tau3 = min(tau2 * gamma * noise.rho, MAX_WEIGHT)
     fp = FourierProblem(y.shape, 1, np.ones((1, 1)), y.dtype, nt, None, DEFAULT_PLANNER)
     solver = VStepSolver(fp, yu, None, tau2, tau3, gamma, tol=tol, max_newton=100)
     v = fp.empty_real()

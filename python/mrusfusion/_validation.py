@@ -8,7 +8,7 @@ and owned (never a view of the caller's array, so nothing we do can touch the ca
 from __future__ import annotations
 
 import numbers
-from typing import Optional, Sequence, Tuple
+from typing import Literal, Optional, Sequence, SupportsInt, Tuple, cast, overload
 
 import numpy as np
 
@@ -98,6 +98,12 @@ def as_mask(mask, name: str, shape: Tuple[int, int], dtype) -> Optional[np.ndarr
     return m
 
 
+@overload
+def check_scalar(value, name: str, *, positive: bool = ..., nonnegative: bool = ...,
+                 allow_none: Literal[False] = ..., high: Optional[float] = ...) -> float: ...
+@overload
+def check_scalar(value, name: str, *, positive: bool = ..., nonnegative: bool = ...,
+                 allow_none: bool, high: Optional[float] = ...) -> Optional[float]: ...
 def check_scalar(value, name: str, *, positive: bool = False, nonnegative: bool = False,
                  allow_none: bool = False, high: Optional[float] = None) -> Optional[float]:
     """A finite real scalar (optionally > 0 or >= 0, and at most ``high``)."""
@@ -168,10 +174,11 @@ def check_int(value, name: str, *, low: int, high: Optional[int] = None) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         if (isinstance(value, numbers.Real) and np.isfinite(float(value))
                 and float(value).is_integer()):
-            value = int(value)
+            v = int(cast(SupportsInt, value))  # a Real with an integral value
         else:
             raise TypeError(f"`{name}` must be an integer, got {value!r}")
-    v = int(value)
+    else:
+        v = int(value)
     if v < low:
         rng = f">= {low}" if high is None or high > 2**20 else f"between {low} and {high}"
         raise ValueError(f"`{name}` must be {rng}, got {v}")

@@ -30,7 +30,7 @@ DEFAULT_PLANNER = "FFTW_ESTIMATE"
 PLANNERS = ("FFTW_ESTIMATE", "FFTW_MEASURE", "FFTW_PATIENT", "FFTW_EXHAUSTIVE")
 
 
-def dtd_symbol(shape: Tuple[int, int], *, real: bool = False) -> np.ndarray:
+def dtd_symbol(shape: Tuple[int, ...], *, real: bool = False) -> np.ndarray:
     """``|Dh|^2 + |Dv|^2 = 4 sin^2(pi l / n2) + 4 sin^2(pi k / n1)`` on the (half) spectrum."""
     n1, n2 = shape
     k = np.arange(n1)[:, None]
@@ -108,8 +108,8 @@ class FourierProblem:
         self.lam = np.ascontiguousarray(psf_spectrum(psf, self.shape, real=True), dtype=self.cdtype)
         self.dtd = np.ascontiguousarray(dtd_symbol(self.shape, real=True), dtype=self.dtype)
         self._twork = np.empty(self.cshape, dtype=self.cdtype)
-        self.ym_spec = None
-        self.rhs_mr = None
+        self.ym_spec: Optional[np.ndarray] = None
+        self.rhs_mr: Optional[np.ndarray] = None
         if y_m is not None:
             self.set_observation(y_m)
 

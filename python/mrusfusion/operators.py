@@ -50,7 +50,7 @@ def gaussian_psf(size: int = 9, variance: float = 4.0, *, dtype=np.float64) -> n
     return (h / h.sum()).astype(dtype)
 
 
-def as_psf(psf, shape: Tuple[int, int], dtype=np.float64) -> np.ndarray:
+def as_psf(psf, shape: Tuple[int, ...], dtype=np.float64) -> np.ndarray:
     """Validate a PSF: ``None`` (paper default 9x9 Gaussian, variance 4), a ``(size, variance)``
     pair, or a 2-D kernel that sums to a positive value (normalised to sum 1) and fits the image."""
     if psf is None:
@@ -66,7 +66,7 @@ def as_psf(psf, shape: Tuple[int, int], dtype=np.float64) -> np.ndarray:
     return (h / total).astype(dtype)
 
 
-def psf_spectrum(psf: np.ndarray, shape: Tuple[int, int], *, real: bool = False) -> np.ndarray:
+def psf_spectrum(psf: np.ndarray, shape: Tuple[int, ...], *, real: bool = False) -> np.ndarray:
     """Transfer function ``Lam`` of a PSF centred so that blurring does not shift the image.
 
     The kernel is zero-padded to ``shape`` and rolled so its centre (index ``size // 2`` on each

@@ -60,7 +60,7 @@ class VStepSolver:
         self.tau2, self.tau3, self.gamma = float(tau2), float(tau3), float(gamma)
         self.tol, self.max_newton, self.max_cg = float(tol), int(max_newton), int(max_cg)
         self.threads = fourier.threads
-        self._own = []
+        self._own: list = []  # scratch images allocated on demand, kept between calls
 
     def value(self, v, w=None, dk: float = 0.0) -> float:
         """``G_k(v)`` (with ``w=None`` and ``dk=0``: ``G(v)`` of the objective)."""

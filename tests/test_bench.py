@@ -2,8 +2,6 @@
 speed is measured in bench/, never by a test)."""
 import json
 
-import numpy as np
-
 from mrusfusion.experiments import bench
 
 
@@ -24,7 +22,7 @@ def test_benchmark_record_is_complete(tmp_path):
     assert "| size |" in md and "fuse() with its defaults" in md
 
 
-def test_interleaved_measurement_returns_each_case(rng=np.random.default_rng(0)):
+def test_interleaved_measurement_returns_each_case():
     from mrusfusion import simulate, phantom
 
     sim = simulate(phantom((32, 32)), 2, seed=0)

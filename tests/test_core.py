@@ -71,7 +71,8 @@ def test_arguments_are_checked_once_per_call():
         _core.dtd_apply(x, [[0.0]], 1.0, 1.0, out)
     with pytest.raises(TypeError, match="`b` must have dtype float64"):
         _core.dot(x, x.astype(np.float32))
-    with pytest.raises(TypeError, match="`Rm` must have dtype complex64 or complex128, got float64"):
+    with pytest.raises(TypeError,
+                       match="`Rm` must have dtype complex64 or complex128, got float64"):
         _core.xstep_solve(x, None, None, x, x, 8, 1, 0.0, 1.0, x, out)
     with pytest.raises(ValueError, match="`coeffs` must have shape \\(6,\\) for degree 2"):
         _core.coupling_eval(x, np.zeros(3), 2, 0, 1.0, 0.0, 0.0)

@@ -12,12 +12,14 @@ def _normal_residual(shape, s, dtype, L, tau1, rng, use_g=True, effort="FFTW_EST
     fp = FourierProblem(shape, s, psf, dtype, 2, ym.astype(dtype), effort)
     xk = rng.random(shape)
     G = rng.standard_normal(shape)
-    X = fp.solve(L, tau1, fp.forward(xk.astype(dtype)), fp.forward(G.astype(dtype)) if use_g else None)
+    X = fp.solve(L, tau1, fp.forward(xk.astype(dtype)),
+                 fp.forward(G.astype(dtype)) if use_g else None)
     x = fp.inverse(X).astype(np.float64)
     z = xk - (G / L if use_g else 0)
     C, S = Blur(psf, shape), Decimation(s)
     D = [FiniteDifference(0), FiniteDifference(1)]
-    lhs = C.adjoint(S.adjoint(S.apply(C.apply(x)))) + 2 * tau1 * sum(d.adjoint(d.apply(x)) for d in D) + L * x
+    lhs = (C.adjoint(S.adjoint(S.apply(C.apply(x))))
+           + 2 * tau1 * sum(d.adjoint(d.apply(x)) for d in D) + L * x)
     rhs = C.adjoint(S.adjoint(ym)) + L * z
     return np.linalg.norm(lhs - rhs) / np.linalg.norm(rhs)
 
@@ -38,7 +40,8 @@ def test_normal_equations_float32(s, rng):
 def test_dtd_symbol_is_the_laplacian_spectrum(rng):
     x = rng.random((10, 7))
     lap = sum(d.adjoint(d.apply(x)) for d in (FiniteDifference(0), FiniteDifference(1)))
-    np.testing.assert_allclose(np.fft.ifft2(dtd_symbol(x.shape) * np.fft.fft2(x)).real, lap, atol=1e-12)
+    np.testing.assert_allclose(np.fft.ifft2(dtd_symbol(x.shape) * np.fft.fft2(x)).real, lap,
+                               atol=1e-12)
 
 
 def test_forward_inverse_roundtrip_preserves_spectrum(rng):
@@ -57,5 +60,6 @@ def test_measured_plans_solve_the_normal_equations(effort, rng):
 
 
 def test_planner_effort_is_checked():
-    with pytest.raises(ValueError, match="`planner_effort` must be one of FFTW_ESTIMATE, .*'FFTW_FAST'"):
+    with pytest.raises(ValueError,
+                       match="`planner_effort` must be one of FFTW_ESTIMATE, .*'FFTW_FAST'"):
         FourierProblem((8, 8), 2, gaussian_psf(3, 1.0), planner_effort="FFTW_FAST")

@@ -65,7 +65,9 @@ def test_fusion_beats_both_baselines(pelvis_cases, ratio):
 
 @pytest.mark.skipif(not DATA.exists(), reason="shared sample data not present")
 def test_fusion_on_ratio_one_sample_set():
-    load = lambda f, k: sio.loadmat(DATA / "sim-pelvis-300x400" / f)[k]
+    def load(f, k):
+        return sio.loadmat(DATA / "sim-pelvis-300x400" / f)[k]
+
     mr, us = load("IRM_observed.mat", "irm"), load("US_observed.mat", "us")
     mr_gt, us_gt = load("IRM_GT.mat", "irm_gt"), load("US_GT.mat", "us_gt")
     res = mf.fuse(mr, us, ratio=1, max_iter=150)

@@ -235,7 +235,8 @@ def test_bundled_matlab_sample_loads():
 def _write_mat73(path, arrays):
     """A minimal MATLAB v7.3 file: 512-byte header block then HDF5, arrays stored transposed."""
     h5py = pytest.importorskip("h5py")
-    header = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Mon Jan  1 00:00:00 2024 HDF5 schema 1.00 ."
+    header = (b"MATLAB 7.3 MAT-file, Platform: GLNXA64, "
+              b"Created on: Mon Jan  1 00:00:00 2024 HDF5 schema 1.00 .")
     header = header.ljust(116, b" ") + b"\x00" * 8 + b"\x00\x02" + b"IM"
     with h5py.File(path, "w", userblock_size=512) as f:
         for name, arr in arrays.items():

@@ -41,7 +41,8 @@ def test_dtd_apply(shape, dtype, with_diag, rng):
     s2 = ref.dtd_apply(p, c, 0.3, 1.7, b)
     _close(a, b, dtype, 10)
     assert s1 == pytest.approx(s2, rel=tol_for(dtype) * 10)
-    assert _core.squared_gradient_norm(p, 2) == pytest.approx(ref.squared_gradient_norm(p), rel=1e-12)
+    assert _core.squared_gradient_norm(p, 2) == pytest.approx(ref.squared_gradient_norm(p),
+                                                              rel=1e-12)
 
 
 @pytest.mark.parametrize("degree", [1, 2, 3, 4, 5, 6])
@@ -107,12 +108,14 @@ def test_vstep_gradient_is_the_derivative_of_the_value(rng):
     _core.vstep_eval(v, y, w, None, 0.9, 1.02, 0.3, 0.22, g, None, 1)
     h = 1e-6
     fd = (_core.vstep_eval(v + h * d, y, w, None, 0.9, 1.02, 0.3, 0.22, None, None, 1)[0]
-          - _core.vstep_eval(v - h * d, y, w, None, 0.9, 1.02, 0.3, 0.22, None, None, 1)[0]) / (2 * h)
+          - _core.vstep_eval(v - h * d, y, w, None, 0.9, 1.02, 0.3, 0.22, None, None, 1)[0]
+          ) / (2 * h)
     assert fd == pytest.approx(np.vdot(g, d), rel=1e-7)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape,s", [((12, 18), 3), ((16, 16), 4), ((10, 14), 1), ((24, 12), 6), ((9, 15), 3)])
+@pytest.mark.parametrize("shape,s", [((12, 18), 3), ((16, 16), 4), ((10, 14), 1), ((24, 12), 6),
+                                     ((9, 15), 3)])
 def test_xstep_and_mr_residual_match_twin(dtype, shape, s, rng):
     from mrusfusion.fourier import FourierProblem
     from mrusfusion.operators import gaussian_psf

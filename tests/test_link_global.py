@@ -31,7 +31,8 @@ def test_evaluate_matches_numpy_twin(degree, gradient, u, rng):
     for a, b in ((f, f2), (fx, fx2), (fg, fg2)):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
     # Features times coefficients give the same values.
-    np.testing.assert_allclose(polynomial_features(x, g, degree) @ link.coeffs, f.ravel(), atol=1e-12)
+    np.testing.assert_allclose(polynomial_features(x, g, degree) @ link.coeffs, f.ravel(),
+                               atol=1e-12)
 
 
 @pytest.mark.parametrize("degree", [1, 3, 4])

@@ -260,7 +260,8 @@ def test_fit_polynomial_at_extreme_scales_is_scale_covariant_or_says_why(data, d
     # Both fits round differently: the accepted condition numbers (up to 1e13) amplify that, and
     # so does the evaluation in monomials when its terms dwarf its values (x = 0.5 + 1e-4 noise).
     g = np.abs(base.grad.apply(x)).max()
-    terms = sum(abs(c) * np.abs(x).max() ** p * g**q for c, (p, q) in zip(base.coeffs, exponents(degree)))
+    terms = sum(abs(c) * np.abs(x).max() ** p * g**q
+                for c, (p, q) in zip(base.coeffs, exponents(degree)))
     cond = max(base.condition, link.condition)
     rel = 1e-6 + 1e-12 * cond + 1e3 * np.finfo(float).eps * terms / (np.abs(y).max() or 1.0)
     assert link.relative_residual == pytest.approx(base.relative_residual, rel=rel, abs=1e-9)

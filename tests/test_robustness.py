@@ -414,7 +414,7 @@ def test_weights_near_the_overflow_range_give_finite_images_or_a_clear_error(dty
     # (at tau3 = 1e8 already) and PCG then divided by rz = 0.
     mr, us = _pair(dtype=dtype)
     for name in ("tau2", "tau3", "tau4"):
-        _finite_or_value_error(lambda: _fuse(mr=mr, us=us, **{name: tau}))
+        _finite_or_value_error(lambda name=name: _fuse(mr=mr, us=us, **{name: tau}))
 
 
 def test_float32_backtracking_tolerance_does_not_overflow():
@@ -442,7 +442,7 @@ def test_two_fuse_calls_in_two_threads_match_sequential_runs():
         results, errors = {}, []
         barrier = threading.Barrier(2)
 
-        def work(k):
+        def work(k, barrier=barrier, results=results, errors=errors):
             try:
                 barrier.wait()
                 results[k] = mf.fuse(*cases[k], **kw)
@@ -569,7 +569,8 @@ def test_ctrl_c_stops_a_long_fuse_within_the_iteration():
                 proc.kill()
                 pytest.fail(f"child did not report iteration {k}: {words}\n{proc.communicate()[1]}")
         # CLOCK_MONOTONIC is system-wide, so the child's stamps order its iterations against the
-        # moment the signal was sent, whatever the load (lines may be read late, never stamped late).
+        # moment the signal was sent, whatever the load (lines may be read late, never stamped
+        # late).
         sent = time.monotonic()
         proc.send_signal(signal.SIGINT)
         while after <= 1:

@@ -22,7 +22,8 @@ def test_half_spectrum_gcv_matches_the_full_one(shape, s, rng):
     power = np.abs(np.fft.fft2(ym)) ** 2
     half = _HalfGCV(fp.abs_lam2, dtd_symbol(shape), power, s)
     for tau in (1e-5, 1e-3, 0.1, 10.0):
-        np.testing.assert_allclose(half(tau), _gcv_terms(fp.abs_lam2, dtd_symbol(shape), power, s, tau),
+        np.testing.assert_allclose(half(tau),
+                                   _gcv_terms(fp.abs_lam2, dtd_symbol(shape), power, s, tau),
                                    rtol=1e-10)
 
 

@@ -74,7 +74,8 @@ def test_second_process_recalls_the_measured_plan(tmp_path):
     second = _run(env)
     # The file's wisdom went in whole, and planning added none: the plan was recalled.
     assert second["loaded"] and second["imported"][:2] == [True, True]
-    assert second["imported_bytes"] == sum(len(entry[p]) for p in ("double", "single", "long double"))
+    assert second["imported_bytes"] == sum(len(entry[p])
+                                           for p in ("double", "single", "long double"))
     assert second["learnt"] == 0 and second["saved"] == 0
     assert (tmp_path / "w.json").read_bytes() == saved
     # Same algorithm, so the same bits.
@@ -150,7 +151,8 @@ def _foreign_fftw_entry(path):
     text = [w.decode() for w in pyfftw.export_wisdom()]
     entry = {p: re.sub(r"fftw_wisdom #x[0-9a-f]+", "fftw_wisdom #x12345678", t, count=1)
              for p, t in zip(("double", "single", "long double"), text)}
-    path.write_text(json.dumps({"format": wisdom._FORMAT, "machines": {key: dict(entry, about=about)}}))
+    path.write_text(json.dumps({"format": wisdom._FORMAT,
+                                "machines": {key: dict(entry, about=about)}}))
 
 
 BAD_FILES = {
@@ -173,7 +175,8 @@ def test_bad_file_warns_and_is_replaced(fresh, kind):
     doc = json.loads(fresh.read_text())  # healed: a valid file FFTW accepts
     (entry,) = doc["machines"].values()
     pyfftw.forget_wisdom()
-    assert pyfftw.import_wisdom(tuple(entry[p].encode() for p in ("double", "single")) + (b"",))[:2] == (True, True)
+    imported = pyfftw.import_wisdom(tuple(entry[p].encode() for p in ("double", "single")) + (b"",))
+    assert imported[:2] == (True, True)
     pyfftw.forget_wisdom()
 
 
@@ -193,7 +196,8 @@ def test_estimate_plans_ignore_measured_wisdom(fresh):
     x = np.random.default_rng(2).random(shape)
 
     def estimate():
-        return FourierProblem(shape, 1, np.ones((1, 1)), np.float64, 1, None, "FFTW_ESTIMATE").forward(x)
+        fp = FourierProblem(shape, 1, np.ones((1, 1)), np.float64, 1, None, "FFTW_ESTIMATE")
+        return fp.forward(x)
 
     before = estimate()
     _measure(shape)

@@ -98,7 +98,8 @@ def get_num_threads(threads: Optional[int] = None, pixels: Optional[int] = None)
         try:
             n = int(env)
         except ValueError:
-            raise ValueError(f"environment variable {_ENV} must be a positive integer, got {env!r}") from None
+            raise ValueError(f"environment variable {_ENV} must be a positive integer, "
+                             f"got {env!r}") from None
         return _check_threads(n, _ENV)
     cores = _available_cores()
     if pixels is not None:
@@ -156,7 +157,8 @@ def show_config(file=None) -> None:
         f"mrusfusion {c['mrusfusion']} (Python {c['python']}, {c['platform']})",
         f"  C++ core   : {c['compiler']}, {c['build_type']}, flags: {c['cxx_flags']}",
         f"  kernels    : {c['simd']} build (MRUSFUSION_SIMD=baseline forces the portable one)",
-        f"  OpenMP     : {'on (version ' + str(c['openmp_version']) + ')' if c['openmp'] else 'off'}"
+        "  OpenMP     : "
+        f"{'on (version ' + str(c['openmp_version']) + ')' if c['openmp'] else 'off'}"
         f", {c['threads']} thread(s) [{c['threads_source']}]",
         f"  FFT        : {c['fft_backend']} {c['fft_version']}, {c['fft_threads']} thread(s)",
         f"  NumPy      : {c['numpy']}",

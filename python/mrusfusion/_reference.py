@@ -1,9 +1,10 @@
 """Plain NumPy twins of the C++ kernels in ``_core``, with the same signatures.
 
 They define what each kernel computes, are compared with it in the tests, and let the benchmark
-run the same PALM iterations without the native code (``mrusfusion.fusion.fuse_with_kernels``). They are
-written for clarity, not speed. (They live in the package rather than under ``tests/`` because
-``mrusfusion bench`` needs them on an installed copy.)
+run the same PALM iterations without the native code
+(``mrusfusion.fusion.fuse_with_kernels``). They are written for clarity, not speed. (They live in
+the package rather than under ``tests/`` because ``mrusfusion bench`` needs them on an installed
+copy.)
 """
 from __future__ import annotations
 
@@ -113,11 +114,13 @@ def vstep_eval(v, y, w, mask, tau2, gamma, tau3, dk, grad=None, curv=None, threa
     z = y64 - v64
     e = np.exp(np.minimum(z, 80.0))
     dw = v64 - w if w is not None else np.zeros_like(v64)
-    gval = float(np.sum(t * (e - gamma * z)) + tau3 * (np.sum(_dh(v64) ** 2) + np.sum(_dv(v64) ** 2)))
+    gval = float(np.sum(t * (e - gamma * z))
+                 + tau3 * (np.sum(_dh(v64) ** 2) + np.sum(_dv(v64) ** 2)))
     val = gval + 0.5 * dk * float(np.sum(dw * dw))
     c = t * e
     if grad is not None:
-        lap = 4 * v64 - np.roll(v64, 1, 0) - np.roll(v64, -1, 0) - np.roll(v64, 1, 1) - np.roll(v64, -1, 1)
+        lap = (4 * v64 - np.roll(v64, 1, 0) - np.roll(v64, -1, 0)
+               - np.roll(v64, 1, 1) - np.roll(v64, -1, 1))
         grad[...] = t * (gamma - e) + 2 * tau3 * lap + dk * dw
     gg = 0.0
     if grad is not None:

@@ -37,7 +37,8 @@ def float_dtype(dtype) -> np.dtype:
     return np.dtype(np.float32) if single else np.dtype(np.float64)
 
 
-def as_image(a, name: str, *, dtype=None, min_size: int = 2, allow_nonfinite: bool = False) -> np.ndarray:
+def as_image(a, name: str, *, dtype=None, min_size: int = 2,
+             allow_nonfinite: bool = False) -> np.ndarray:
     """Validate a 2-D real image and return a C-contiguous native-endian float copy.
 
     Parameters
@@ -64,7 +65,8 @@ def as_image(a, name: str, *, dtype=None, min_size: int = 2, allow_nonfinite: bo
     if arr.ndim != 2:
         raise ValueError(f"`{name}` must be a 2-D array, got shape {arr.shape}")
     if min(arr.shape) < min_size:
-        raise ValueError(f"`{name}` must be at least {min_size}x{min_size} pixels, got shape {arr.shape}")
+        raise ValueError(f"`{name}` must be at least {min_size}x{min_size} pixels, "
+                         f"got shape {arr.shape}")
     out_dtype = float_dtype(arr.dtype) if dtype is None else np.dtype(dtype)
     out = np.array(arr, dtype=out_dtype.newbyteorder("="), order="C", copy=True)
     if not allow_nonfinite and not np.isfinite(out).all():

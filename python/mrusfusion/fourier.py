@@ -22,9 +22,10 @@ __all__ = ["FourierProblem", "dtd_symbol", "fold", "DEFAULT_PLANNER", "PLANNERS"
 
 #: FFTW planner flag of reproducible runs, and ``fuse``'s default. FFTW_ESTIMATE plans in ms with
 #: FFTW's wisdom emptied (:func:`mrusfusion.wisdom.planning`), so every process on a machine
-#: gets the same plans and the same bits. FFTW_MEASURE picks algorithms by timing them: its plans persist in
-#: the wisdom file and are then recalled in ms, but results hold bit for bit only on one machine
-#: while that file is kept; at 600x600 its FFT pairs were 1.05-1.5x faster, a fusion 1.03-1.06x.
+#: gets the same plans and the same bits. FFTW_MEASURE picks algorithms by timing them: its plans
+#: persist in the wisdom file and are then recalled in ms, but results hold bit for bit only on
+#: one machine while that file is kept; at 600x600 its FFT pairs were 1.05-1.5x faster, a fusion
+#: 1.03-1.06x.
 DEFAULT_PLANNER = "FFTW_ESTIMATE"
 #: The planner efforts FFTW accepts, fastest planning first.
 PLANNERS = ("FFTW_ESTIMATE", "FFTW_MEASURE", "FFTW_PATIENT", "FFTW_EXHAUSTIVE")
@@ -39,7 +40,8 @@ def dtd_symbol(shape: Tuple[int, ...], *, real: bool = False) -> np.ndarray:
 
 
 def fold(q: np.ndarray, s: int) -> np.ndarray:
-    """``B(Q)``: the mean of the ``s x s`` tiles of a full (n1, n2) spectrum (decimation in Fourier)."""
+    """``B(Q)``: the mean of the ``s x s`` tiles of a full (n1, n2) spectrum (decimation in
+    Fourier)."""
     n1, n2 = q.shape
     return q.reshape(s, n1 // s, s, n2 // s).mean(axis=(0, 2))
 

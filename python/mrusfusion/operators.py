@@ -99,7 +99,8 @@ class Blur:
         return np.real(np.fft.ifft2(self.spectrum * np.fft.fft2(x))).astype(x.dtype, copy=False)
 
     def adjoint(self, y: np.ndarray) -> np.ndarray:
-        return np.real(np.fft.ifft2(np.conj(self.spectrum) * np.fft.fft2(y))).astype(y.dtype, copy=False)
+        out = np.real(np.fft.ifft2(np.conj(self.spectrum) * np.fft.fft2(y)))
+        return out.astype(y.dtype, copy=False)
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,8 @@ class Decimation:
 
 @dataclass(frozen=True)
 class FiniteDifference:
-    """Periodic forward difference along ``axis`` (1: ``Dh``, along a row; 0: ``Dv``, down a column).
+    """Periodic forward difference along ``axis`` (1: ``Dh``, along a row; 0: ``Dv``, down a
+    column).
 
     ``(Dh x)[i, j] = x[i, j+1] - x[i, j]``; adjoint ``(Dh^T y)[i, j] = y[i, j-1] - y[i, j]``.
     """

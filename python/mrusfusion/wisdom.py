@@ -196,7 +196,8 @@ class _Store:
         entry = doc["machines"].get(_machine_key()[0])
         if entry is None:
             return doc, None, None
-        if not (isinstance(entry, dict) and all(isinstance(entry.get(p), str) for p in _PRECISIONS)):
+        if not (isinstance(entry, dict)
+                and all(isinstance(entry.get(p), str) for p in _PRECISIONS)):
             return doc, None, "its entry for this machine is malformed"
         return doc, tuple(entry[p].encode("ascii", "replace") for p in _PRECISIONS), None
 
@@ -252,11 +253,13 @@ class _Store:
         merged = pyfftw.export_wisdom()
         key, about = _machine_key()
         machines = dict(doc.get("machines", {}))
-        machines[key] = {"about": about, **{p: w.decode("ascii") for p, w in zip(_PRECISIONS, merged)}}
+        machines[key] = {"about": about,
+                         **{p: w.decode("ascii") for p, w in zip(_PRECISIONS, merged)}}
         text = json.dumps({"format": _FORMAT, "machines": machines}, indent=1)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"), overwrite=True)
+            write_atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"),
+                         overwrite=True)
         except OSError as exc:
             if not self.save_warned:
                 self.save_warned = True

@@ -244,6 +244,20 @@ def test_threads_plan_concurrently(fresh):
     assert wisdom.status().learnt == 2  # each size measured once, then recalled
 
 
+def test_disabled_measures_as_a_first_run_and_keeps_nothing(fresh):
+    _measure((24, 20))
+    saved = fresh.read_bytes()
+    with wisdom.disabled():
+        assert wisdom.wisdom_path() is None
+        _measure((24, 20))
+        assert wisdom.status().learnt == 1  # measured again, not recalled
+        _measure((18, 30))
+    assert os.environ[wisdom.ENV_VAR] == str(fresh)
+    assert fresh.read_bytes() == saved and wisdom.status().learnt == 0
+    _measure((24, 20))
+    assert wisdom.status().loaded and wisdom.status().learnt == 0  # the file's plan recalled
+
+
 def test_docstring_examples(monkeypatch):
     monkeypatch.setenv(wisdom.ENV_VAR, "0")
     result = doctest.testmod(wisdom, optionflags=doctest.ELLIPSIS)

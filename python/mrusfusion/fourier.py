@@ -109,7 +109,7 @@ class FourierProblem:
                                     flags=flags + ("FFTW_DESTROY_INPUT",), threads=self.threads)
         self.lam = np.ascontiguousarray(psf_spectrum(psf, self.shape, real=True), dtype=self.cdtype)
         self.dtd = np.ascontiguousarray(dtd_symbol(self.shape, real=True), dtype=self.dtype)
-        self._twork = np.empty(self.cshape, dtype=self.cdtype)
+        self._twork = self.empty_coarse_spec()
         self.ym_spec: Optional[np.ndarray] = None
         self.rhs_mr: Optional[np.ndarray] = None
         if y_m is not None:
@@ -144,6 +144,11 @@ class FourierProblem:
     def empty_spec(self) -> np.ndarray:
         """An aligned half-spectrum buffer."""
         return pyfftw.empty_aligned(self.hshape, dtype=self.cdtype)
+
+    def empty_coarse_spec(self) -> np.ndarray:
+        """A coarse half-spectrum buffer, ``cshape``: the work array ``Twork`` of the
+        ``xstep_solve`` kernel (for calling the kernel directly, as the benchmark does)."""
+        return np.empty(self.cshape, dtype=self.cdtype)
 
     def set_observation(self, y_m: np.ndarray) -> None:
         """Precompute ``Ym = rfft2(y_m)`` and ``R_m = fft2(C^T S^T y_m) = conj(Lam) tile(Ym)``

@@ -45,7 +45,8 @@ from typing import Iterator, Optional, Tuple
 
 import pyfftw
 
-__all__ = ["ENV_VAR", "FILE_NAME", "WisdomStatus", "wisdom_path", "planning", "status", "forget"]
+__all__ = ["ENV_VAR", "FILE_NAME", "WisdomStatus", "wisdom_path", "planning", "status", "forget",
+           "disabled"]
 
 #: Environment variable: ``0``/``off``/``false``/``no`` disables the file, a path replaces it.
 ENV_VAR = "MRUSFUSION_WISDOM"
@@ -364,3 +365,36 @@ def forget() -> None:
     with _STORE.lock:
         pyfftw.forget_wisdom()
         _STORE.reset()
+
+
+@contextlib.contextmanager
+def disabled() -> Iterator[None]:
+    """Context in which plans above FFTW_ESTIMATE are measured as on a machine's first run.
+
+    On entry this process's wisdom is forgotten (:func:`forget`) and ``MRUSFUSION_WISDOM=0`` set,
+    so no file is read or written; on exit the variable is restored and what was measured inside
+    is forgotten. For timing a first planning (``mrusfusion bench``); the environment is
+    process-wide, so do not plan in other threads meanwhile.
+
+    Yields
+    ------
+    None
+
+    Examples
+    --------
+    >>> from mrusfusion.wisdom import disabled, wisdom_path
+    >>> with disabled():
+    ...     print(wisdom_path())
+    None
+    """
+    before = os.environ.get(ENV_VAR)
+    forget()
+    os.environ[ENV_VAR] = "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(ENV_VAR, None)
+        else:
+            os.environ[ENV_VAR] = before
+        forget()

@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Any, Dict, Hashable, List, Optional, Sequence
 
 import numpy as np
-import pyfftw
 
-from .. import _core
+from .. import _core, wisdom
 from .. import _reference as ref
 from .._config import get_num_threads
 from ..data import phantom
@@ -87,7 +86,8 @@ def interleaved_iteration_ms(cases: Dict[Hashable, tuple], iters: int, threads: 
 
 
 def _peak_memory_images(mr, us, threads: int) -> float:
-    """Peak traced allocation of a short fusion, in float64 images of the fine grid, above inputs."""
+    """Peak traced allocation of a short fusion, in float64 images of the fine grid, above
+    inputs."""
     tracemalloc.start()
     tracemalloc.reset_peak()
     base = tracemalloc.get_traced_memory()[0]
@@ -104,23 +104,28 @@ def kernel_ratios(n: int = 600, dtype=np.float64, threads: Sequence[int] = (1, 2
     x, v, y, w, a = (rng.random((n, n)).astype(dt) for _ in range(5))
     c = rng.standard_normal(15).astype(dt)
     outs = [np.empty((n, n), dt) for _ in range(6)]
-    fp = FourierProblem((n, n), 4, gaussian_psf(9, 4.0), dt, max(threads), rng.random((n // 4, n // 4)).astype(dt),
-                        "FFTW_ESTIMATE")
-    Xk, Gk, Xo = fp.forward(x), fp.forward(v), fp.empty_spec()
+    y_m = rng.random((n // 4, n // 4)).astype(dt)
+    fp = FourierProblem((n, n), 4, gaussian_psf(9, 4.0), dt, max(threads), y_m, "FFTW_ESTIMATE")
+    Xk, Gk, Xo, Tw = fp.forward(x), fp.forward(v), fp.empty_spec(), fp.empty_coarse_spec()
+    o = outs
     calls = {
-        "coupling_eval (f, f_x, f_g, H)": lambda K, t: K.coupling_eval(x, c, 4, 0, 1.0, 0.0, 0.0, v, None, outs[0], outs[1], outs[2], t),
-        "jacobian_transpose": lambda K, t: K.jacobian_transpose(x, v, y, None, outs[1], outs[2], 0, 1.0, 0.0, 0.0, -1.0, outs[3], None, outs[4], t),
-        "vstep_eval (value, gradient)": lambda K, t: K.vstep_eval(v, y, w, None, 1.0, 1.01, 0.5, 0.2, outs[3], outs[4], t),
-        "dtd_apply (Hessian product)": lambda K, t: K.dtd_apply(x, y, 0.1, 0.5, outs[5], t),
-        "xstep_solve (Woodbury)": lambda K, t: K.xstep_solve(fp.rhs_mr, Xk, Gk, fp.lam, fp.dtd, n, 4, 0.1, 0.5, fp._twork, Xo, None, t),
+        "coupling_eval (f, f_x, f_g, H)": lambda K, t: K.coupling_eval(
+            x, c, 4, 0, 1.0, 0.0, 0.0, v, None, o[0], o[1], o[2], t),
+        "jacobian_transpose": lambda K, t: K.jacobian_transpose(
+            x, v, y, None, o[1], o[2], 0, 1.0, 0.0, 0.0, -1.0, o[3], None, o[4], t),
+        "vstep_eval (value, gradient)": lambda K, t: K.vstep_eval(
+            v, y, w, None, 1.0, 1.01, 0.5, 0.2, o[3], o[4], t),
+        "dtd_apply (Hessian product)": lambda K, t: K.dtd_apply(x, y, 0.1, 0.5, o[5], t),
+        "xstep_solve (Woodbury)": lambda K, t: K.xstep_solve(
+            fp.rhs_mr, Xk, Gk, fp.lam, fp.dtd, n, 4, 0.1, 0.5, Tw, Xo, None, t),
         "diff_stats": lambda K, t: K.diff_stats(x, v, y, None, t),
-        "axpby (with norm)": lambda K, t: K.axpby(x, v, 1.3, -0.3, outs[5], t),
+        "axpby (with norm)": lambda K, t: K.axpby(x, v, 1.3, -0.3, o[5], t),
         "spectral_scale": lambda K, t: K.spectral_scale(Xo, fp.dtd, 1.0, 0.5, t),
     }
     out = {}
     for name, call in calls.items():
-        native = {t: _median_ms(lambda: call(_core, t)) for t in threads}
-        numpy_ms = _median_ms(lambda: call(ref, 1), reps=3)
+        native = {t: _median_ms(lambda call=call, t=t: call(_core, t)) for t in threads}
+        numpy_ms = _median_ms(lambda call=call: call(ref, 1), reps=3)
         t1, tm = native[min(threads)], native[max(threads)]
         out[name] = {"native_ms": native, "numpy_ms": numpy_ms, "speedup_1thread": numpy_ms / t1,
                      "thread_scaling": t1 / tm}
@@ -130,8 +135,9 @@ def kernel_ratios(n: int = 600, dtype=np.float64, threads: Sequence[int] = (1, 2
 def _git_commit() -> str:
     try:
         here = Path(__file__).resolve().parent
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True,
-                              text=True, timeout=5).stdout.strip() or "unknown"
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here,
+                              capture_output=True, text=True,
+                              timeout=5).stdout.strip() or "unknown"
     except Exception:
         return "unknown"
 
@@ -165,10 +171,11 @@ def run_benchmark(sizes: Sequence[int] = (256, 600, 1200, 2400), *, iters: int =
     """
     all_threads = get_num_threads()
     thread_set = sorted({1, all_threads})
-    rec: Dict[str, Any] = {"commit": _git_commit(), "cpu": _cpu_model(), "cores": os.cpu_count(),
-           "threads": thread_set, "python": sys.version.split()[0], "numpy": np.__version__,
-           "build": dict(_core.build_info()), "iterations_timed": iters, "rows": [],
-           "convergence": [], "kernels": {}}
+    rec: Dict[str, Any] = {
+        "commit": _git_commit(), "cpu": _cpu_model(), "cores": os.cpu_count(),
+        "threads": thread_set, "python": sys.version.split()[0], "numpy": np.__version__,
+        "build": dict(_core.build_info()), "iterations_timed": iters, "rows": [],
+        "convergence": [], "kernels": {}}
     for n in sizes:
         for ratio in [r for r in (4, 6) if n % r == 0]:
             for dname in dtypes:
@@ -192,12 +199,14 @@ def run_benchmark(sizes: Sequence[int] = (256, 600, 1200, 2400), *, iters: int =
                     if t == all_threads:
                         row["peak_mem_images"] = _peak_memory_images(mr, us, t)
                     if n <= numpy_max_size and t == 1:
-                        res_np, np_ms = _iteration_times(mr, us, min(iters, 5), t, backend="numpy")
+                        res_np, np_ms = _iteration_times(mr, us, min(iters, 5), t,
+                                                         backend="numpy")
                         res_nat, _ = _iteration_times(mr, us, min(iters, 5), t)
                         row["numpy_iter_ms"] = np_ms
                         row["native_vs_numpy"] = np_ms / it_ms
-                        row["max_abs_diff_vs_numpy"] = float(max(np.abs(res_np.x - res_nat.x).max() / res_nat.mr_scale,
-                                                                 np.abs(res_np.v - res_nat.v).max() / res_nat.us_scale))
+                        dx = np.abs(res_np.x - res_nat.x).max() / res_nat.mr_scale
+                        dv = np.abs(res_np.v - res_nat.v).max() / res_nat.us_scale
+                        row["max_abs_diff_vs_numpy"] = float(max(dx, dv))
                     rec["rows"].append(row)
                     log(_row_line(row))
     for n in [s for s in sizes if s <= converge_max_size]:
@@ -209,30 +218,33 @@ def run_benchmark(sizes: Sequence[int] = (256, 600, 1200, 2400), *, iters: int =
         t_plain = time.perf_counter() - t0
         target = float(plain.objective[-1]) * (1 + 1e-6)
 
-        def stop_at_target(state):
+        def stop_at_target(state, target=target):
             if state.objective <= target:
                 raise StopIteration
 
         t0 = time.perf_counter()
         fast = fuse(mr, us, max_iter=5000, tol=0, inertial=True, callback=stop_at_target)
         t_fast = time.perf_counter() - t0
-        entry: Dict[str, Any] = {"size": n, "ratio": 4,
-                 "plain": {"seconds": t_plain, "iterations": plain.n_iter,
-                           "objective": float(plain.objective[-1]), "converged": plain.converged},
-                 "inertial": {"seconds": t_fast, "iterations": fast.n_iter,
-                              "objective": float(fast.objective[-1]), "restarts": fast.restarts,
-                              "reached": fast.stop_reason == "stopped by callback"}}
+        entry: Dict[str, Any] = {
+            "size": n, "ratio": 4,
+            "plain": {"seconds": t_plain, "iterations": plain.n_iter,
+                      "objective": float(plain.objective[-1]), "converged": plain.converged},
+            "inertial": {"seconds": t_fast, "iterations": fast.n_iter,
+                         "objective": float(fast.objective[-1]), "restarts": fast.restarts,
+                         "reached": fast.stop_reason == "stopped by callback"}}
         # What a user gets: fuse() with every default (FFTW_ESTIMATE, tol 1e-4), set-up included,
         # and the same with FFTW_MEASURE plans (planning included).
         options: Dict[str, Dict[str, Any]] = {"default": {},
                                               "measure": {"planner_effort": "FFTW_MEASURE"}}
         for key, kw in options.items():
-            pyfftw.forget_wisdom()  # time the planning as a first fusion of this size would
-            t0 = time.perf_counter()
-            res = fuse(mr, us, **kw)
-            entry[key] = {"seconds": time.perf_counter() - t0, "iterations": res.n_iter,
-                          "setup_seconds": res.timings["setup"], "converged": res.converged,
-                          "iter_ms": (res.timings["total"] - res.timings["setup"]) / max(res.n_iter, 1) * 1e3}
+            with wisdom.disabled():  # time the planning as a machine's first fusion would
+                t0 = time.perf_counter()
+                res = fuse(mr, us, **kw)
+                seconds = time.perf_counter() - t0
+            T = res.timings
+            entry[key] = {"seconds": seconds, "iterations": res.n_iter,
+                          "setup_seconds": T["setup"], "converged": res.converged,
+                          "iter_ms": (T["total"] - T["setup"]) / max(res.n_iter, 1) * 1e3}
         p, q = entry["plain"], entry["inertial"]
         entry["speedup"] = t_plain / t_fast
         entry["objective_rel_diff"] = (q["objective"] - p["objective"]) / abs(p["objective"])
@@ -264,16 +276,20 @@ def _scaling(rec: dict, sizes, iters: int, threads: int, log=print) -> None:
     measured interleaved (:func:`interleaved_iteration_ms`) on all threads."""
     s: Dict[str, float] = {}
     if 1200 in sizes:
-        m = interleaved_iteration_ms({d: _case(1200, 4, np.dtype(d))[:2] for d in ("float64", "float32")},
-                                     iters, threads)
+        by_dtype: Dict[Hashable, tuple] = {d: _case(1200, 4, np.dtype(d))[:2]
+                                           for d in ("float64", "float32")}
+        m = interleaved_iteration_ms(by_dtype, iters, threads)
         s["float32_speedup_1200"] = m["float64"] / m["float32"]
-        log(f"float32 against float64 at 1200x1200, interleaved: {s['float32_speedup_1200']:.2f}x "
+        log("float32 against float64 at 1200x1200, interleaved: "
+            f"{s['float32_speedup_1200']:.2f}x "
             f"({m['float64']:.1f} against {m['float32']:.1f} ms/iter)")
     if 600 in sizes and 2400 in sizes:
-        m = interleaved_iteration_ms({n: _case(n, 4, np.dtype("float64"))[:2] for n in (600, 2400)},
-                                     iters, threads)
+        by_size: Dict[Hashable, tuple] = {n: _case(n, 4, np.dtype("float64"))[:2]
+                                          for n in (600, 2400)}
+        m = interleaved_iteration_ms(by_size, iters, threads)
         s["iter_2400_over_600"] = m[2400] / m[600]
-        log(f"2400x2400 against 600x600 per iteration, interleaved: {s['iter_2400_over_600']:.2f}x "
+        log("2400x2400 against 600x600 per iteration, interleaved: "
+            f"{s['iter_2400_over_600']:.2f}x "
             f"({m[2400]:.1f} against {m[600]:.1f} ms/iter)")
     rec["scaling"] = s
 
@@ -283,45 +299,55 @@ def _row_line(r: dict) -> str:
     mem = f", peak {r['peak_mem_images']:.1f} images" if "peak_mem_images" in r else ""
     return (f"{r['size']}x{r['size']} r{r['ratio']} {r['dtype']} {r['threads']}t: "
             f"{r['iter_ms']:.1f} ms/iter = {r['fft_pairs']:.1f} FFT pairs "
-            f"(x {r['x_step_ms']:.1f}, v {r['v_step_ms']:.1f}, link {r['link_ms']:.1f} ms){extra}{mem}")
+            f"(x {r['x_step_ms']:.1f}, v {r['v_step_ms']:.1f}, link {r['link_ms']:.1f} ms)"
+            f"{extra}{mem}")
 
 
 def markdown(rec: dict) -> str:
     """The record as Markdown tables."""
     lines = [f"Commit {rec['commit']}, {rec['cpu']}, threads {rec['threads']}, "
              f"median of {rec['iterations_timed']} iterations.", "",
-             "| size | ratio | dtype | threads | ms/iter | FFT pairs/iter | x-step ms | v-step ms | link ms | L trials | Newton | CG | vs NumPy | peak mem (images) |",
+             "| size | ratio | dtype | threads | ms/iter | FFT pairs/iter | x-step ms | v-step ms "
+             "| link ms | L trials | Newton | CG | vs NumPy | peak mem (images) |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rec["rows"]:
         npy = f"{r['native_vs_numpy']:.1f}x" if "native_vs_numpy" in r else ""
         mem = f"{r['peak_mem_images']:.1f}" if "peak_mem_images" in r else ""
-        lines.append(f"| {r['size']} | {r['ratio']} | {r['dtype']} | {r['threads']} | {r['iter_ms']:.1f} | "
-                     f"{r['fft_pairs']:.1f} | {r['x_step_ms']:.1f} | {r['v_step_ms']:.1f} | {r['link_ms']:.1f} | "
-                     f"{r['trials_per_iter']:.2f} | {r['newton_per_iter']:.2f} | {r['cg_per_iter']:.2f} | {npy} | {mem} |")
+        lines.append(f"| {r['size']} | {r['ratio']} | {r['dtype']} | {r['threads']} "
+                     f"| {r['iter_ms']:.1f} | {r['fft_pairs']:.1f} | {r['x_step_ms']:.1f} "
+                     f"| {r['v_step_ms']:.1f} | {r['link_ms']:.1f} | {r['trials_per_iter']:.2f} "
+                     f"| {r['newton_per_iter']:.2f} | {r['cg_per_iter']:.2f} | {npy} | {mem} |")
     if rec["convergence"]:
-        lines += ["", "Time to the same objective: plain PALM to tol 1e-5, inertial PALM until its objective "
-                  "is within 1e-6 (relative) of plain PALM's final one.", "",
-                  "| size | plain PALM | inertial PALM | speed-up | objective rel. diff |", "|---|---|---|---|---|"]
+        lines += ["", "Time to the same objective: plain PALM to tol 1e-5, inertial PALM until its "
+                  "objective is within 1e-6 (relative) of plain PALM's final one.", "",
+                  "| size | plain PALM | inertial PALM | speed-up | objective rel. diff |",
+                  "|---|---|---|---|---|"]
         for c in rec["convergence"]:
             p, q = c["plain"], c["inertial"]
-            lines.append(f"| {c['size']} | {p['iterations']} it, {p['seconds']:.2f} s | {q['iterations']} it, "
-                         f"{q['seconds']:.2f} s | {c['speedup']:.2f}x | {c['objective_rel_diff']:.1e} |")
-        lines += ["", "fuse() with its defaults (FFTW_ESTIMATE plans, tol 1e-4, inertial PALM) to convergence, "
-                  "set-up included; and the same with FFTW_MEASURE, planning included.", "",
-                  "| size | iterations | seconds | set-up s | ms/iter | FFTW_MEASURE seconds | its set-up and planning s |",
+            lines.append(f"| {c['size']} | {p['iterations']} it, {p['seconds']:.2f} s "
+                         f"| {q['iterations']} it, {q['seconds']:.2f} s | {c['speedup']:.2f}x "
+                         f"| {c['objective_rel_diff']:.1e} |")
+        lines += ["", "fuse() with its defaults (FFTW_ESTIMATE plans, tol 1e-4, inertial PALM) to "
+                  "convergence, set-up included; and the same with FFTW_MEASURE, planning included "
+                  "(no wisdom file: a machine's first run).", "",
+                  "| size | iterations | seconds | set-up s | ms/iter | FFTW_MEASURE seconds "
+                  "| its set-up and planning s |",
                   "|---|---|---|---|---|---|---|"]
         for c in rec["convergence"]:
             if "default" not in c:
                 continue
             d, mm = c["default"], c["measure"]
-            lines.append(f"| {c['size']} | {d['iterations']} | {d['seconds']:.2f} | {d['setup_seconds']:.2f} | "
-                         f"{d['iter_ms']:.1f} | {mm['seconds']:.2f} | {mm['setup_seconds']:.2f} |")
+            lines.append(f"| {c['size']} | {d['iterations']} | {d['seconds']:.2f} "
+                         f"| {d['setup_seconds']:.2f} | {d['iter_ms']:.1f} | {mm['seconds']:.2f} "
+                         f"| {mm['setup_seconds']:.2f} |")
     if rec["kernels"]:
         kn = rec.get("kernel_size", 600)
-        lines += ["", f"| kernel ({kn}x{kn} float64) | native 1 thread ms | NumPy ms | speed-up | 1 -> 2 threads |",
+        lines += ["", f"| kernel ({kn}x{kn} float64) | native 1 thread ms | NumPy ms | speed-up "
+                  "| 1 -> 2 threads |",
                   "|---|---|---|---|---|"]
         for name, k in rec["kernels"].items():
-            lines.append(f"| {name} | {k['native_ms'][min(k['native_ms'])]:.2f} | {k['numpy_ms']:.2f} | "
+            native_1 = k["native_ms"][min(k["native_ms"])]
+            lines.append(f"| {name} | {native_1:.2f} | {k['numpy_ms']:.2f} | "
                          f"{k['speedup_1thread']:.1f}x | {k['thread_scaling']:.2f}x |")
     labels = {"float32_speedup_1200": "float32 against float64 per iteration at 1200x1200",
               "iter_2400_over_600": "iteration at 2400x2400 against 600x600 (16x the pixels)"}

@@ -6,7 +6,8 @@ import pytest
 
 MODULES = ["fusion", "link.base", "link.features", "link.global_link", "link.local_link",
            "link.selection",
-           "operators", "simulate", "metrics",
+           "operators", "simulate", "metrics.fidelity", "metrics.similarity", "metrics.contrast",
+           "metrics.profiles",
            "weights", "data", "io",
            "fourier", "experiments.sweep", "experiments.reproduce", "experiments.cases",
            "experiments.figures", "experiments.tables"]

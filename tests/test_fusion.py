@@ -221,9 +221,31 @@ def test_degree_none_falls_back_on_a_tiny_image_and_says_so():
 @pytest.mark.parametrize("kw,exc,match", [
     ({"link": "spline"}, ValueError, "`link` must be one of"),
     ({"link": 3}, TypeError, "`link` must be a string"),
-    ({"degree": None, "coeffs": np.zeros(3)}, ValueError, "`coeffs` needs `degree`"),
+    ({"degree": None, "coeffs": np.zeros(4)}, ValueError, "no degree's count"),
 ])
 def test_link_arguments_are_checked(kw, exc, match):
     sim = mf.simulate(mf.phantom((16, 16)), ratio=2, seed=0)
     with pytest.raises(exc, match=match):
         mf.fuse(sim.mr, sim.us, max_iter=1, **kw)
+
+
+def test_degree_is_read_from_the_number_of_coefficients():
+    sim = mf.simulate(mf.phantom((16, 16)), ratio=2, seed=0)
+    c = [0.1, 0.5, 0.2]  # 3 coefficients: degree 1
+    res = mf.fuse(sim.mr, sim.us, coeffs=c, max_iter=2)
+    assert res.link.degree == 1
+    np.testing.assert_allclose(res.coeffs, c)
+
+
+def test_result_says_how_much_each_image_carries_of_the_other():
+    sim = mf.simulate(mf.phantom((32, 32)), ratio=2, seed=0)
+    res = mf.fuse(sim.mr, sim.us, max_iter=5)
+    w = res.weights
+    assert res.coupling_share == pytest.approx(2 * w.tau4 / (2 * w.tau4 + w.gamma * w.tau2))
+    assert 0.0 < res.coupling_share < 1.0
+    expected = res.link.explained_variance(res.x / res.mr_scale, res.v / res.us_scale)
+    assert res.link_explained == pytest.approx(expected, rel=1e-9)
+    # A stronger coupling makes v lean on the link: its share and the explained variance rise.
+    strong = mf.fuse(sim.mr, sim.us, max_iter=5, tau4=100 * w.tau4)
+    assert strong.coupling_share > res.coupling_share
+    assert strong.link_explained > res.link_explained

@@ -119,7 +119,8 @@ FUSE_BAD = [
     (dict(mask=np.full((32, 32), np.nan)), ValueError, r"`mask` must hold values in \[0, 1\]"),
     (dict(mask=np.full((32, 32), "x")), TypeError, r"`mask` must be a boolean or real array"),
     # given coefficients
-    (dict(coeffs=np.ones(3)), ValueError, r"`coeffs` must have 15 entries for degree 4, got 3"),
+    (dict(coeffs=np.ones(3), degree=4), ValueError,
+     r"`coeffs` must have 15 entries for degree 4, got 3"),
     (dict(coeffs=np.full(15, np.inf)), ValueError, r"`coeffs` must be finite"),
     # intensities and solver options
     (dict(mr=np.zeros((16, 16))), ValueError, r"`mr` must have a positive maximum"),

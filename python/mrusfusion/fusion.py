@@ -23,7 +23,7 @@ from ._validation import (as_image, as_mask, check_gamma, check_gradient, check_
 from .fourier import DEFAULT_PLANNER, PLANNERS
 from .operators import as_psf
 from .palm import DEFAULT_MAX_ITER, DEFAULT_TOL, PalmOptions, run_palm
-from .link import MAX_DEGREE, Link, PolynomialLink
+from .link import MAX_DEGREE, Link, PolynomialLink, n_coeffs
 from .problem import LINKS, LinkChoice, build_problem
 from .progress import ProgressBar
 from .weights import Weights
@@ -42,9 +42,12 @@ class FusionResult:
     Attributes
     ----------
     x : ndarray
-        Fused image on the US grid, in the MR intensity scale of the input.
+        The MR-domain image (the paper's "fused image"): the MR super-resolved onto the US
+        grid, in the MR intensity scale, sharpened where the link carries US detail into it.
     v : ndarray
-        Its US-domain counterpart (despeckled US estimate carrying MR contrast), US scale.
+        The US-domain image: the despeckled US, in the US scale, pulled towards the link's
+        prediction ``f(x, g(x))`` and so towards the MR's tissue contrast, as far as
+        ``coupling_share`` says.
     coeffs : ndarray
         Polynomial link coefficients (q-major order) between the scaled images
         ``x / mr_scale`` and ``v / us_scale``.
@@ -80,6 +83,17 @@ class FusionResult:
     explained : ndarray
         With ``refit_link``: the share of the variance of ``v`` that the link explains after
         each c-step (a value near 0 means the link degenerated to the mean of ``v``).
+    link_explained : float
+        The share of the variance of the final ``v`` that ``f(x, g(x))`` explains (inside the
+        mask): how much of ``v`` the MR accounts for.
+
+    Notes
+    -----
+    Which image to look at: ``x`` for MR tissue contrast at the US's resolution, ``v`` for the
+    US's own detail (thin echogenic layers, interfaces) with less speckle. Each carries the
+    other modality only through the link: ``coupling_share`` near 0 means ``v`` is close to
+    the US-only despeckling and ``x`` to the MR-only super-resolution (the automatic ``tau4``
+    found the link too poor a predictor of the US); near 1, ``v`` follows the MR.
     """
 
     x: np.ndarray
@@ -103,6 +117,14 @@ class FusionResult:
     restarts: int = 0
     explained: np.ndarray = field(default_factory=lambda: np.zeros(0))
     link_choice: Optional[LinkChoice] = None
+    link_explained: float = float("nan")
+
+    @property
+    def coupling_share(self) -> float:
+        """``2 tau4 / (2 tau4 + gamma tau2)`` in [0, 1]: the weight of the link's prediction
+        against the US data in each pixel of ``v`` (the two terms' curvatures at the data)."""
+        link, data = 2.0 * self.weights.tau4, self.weights.gamma * self.weights.tau2
+        return float(link / (link + data)) if link + data > 0 else float("nan")
 
     @property
     def message(self) -> str:
@@ -145,22 +167,6 @@ class IterationState:
         return self._v * self._us
 
 
-class IterationState:
-    """What a ``callback`` of :func:`fuse` sees after each iteration (images in input units)."""
-
-    def __init__(self, k, x, v, psi, L, mr_scale, us_scale):
-        self.iteration, self.objective, self.lipschitz = k, psi, L
-        self._x, self._v, self._ms, self._us = x, v, mr_scale, us_scale
-
-    @property
-    def x(self) -> np.ndarray:
-        return self._x * self._ms
-
-    @property
-    def v(self) -> np.ndarray:
-        return self._v * self._us
-
-
 def _rescaled(img: np.ndarray, scale: float, name: str) -> np.ndarray:
     """Scale one of our own buffers back to input units, in place (no temporary image)."""
     with np.errstate(over="ignore", invalid="ignore"):
@@ -172,13 +178,23 @@ def _rescaled(img: np.ndarray, scale: float, name: str) -> np.ndarray:
     return img
 
 
+def _degree_of(coeffs) -> int:
+    """The degree whose link has as many coefficients as ``coeffs``."""
+    n = np.size(coeffs)
+    for d in range(MAX_DEGREE + 1):
+        if n_coeffs(d) == n:
+            return d
+    raise ValueError(f"`coeffs` has {n} values, which is no degree's count ((d + 1)(d + 2) / 2 "
+                     f"for d = 0..{MAX_DEGREE}); pass `degree` too")
+
+
 def _common_dtype(*arrays) -> np.dtype:
     if all(a.dtype == np.float32 for a in arrays):
         return np.dtype(np.float32)
     return np.dtype(np.float64)
 
 
-def fuse(mr, us, psf=None, *, ratio: Optional[int] = None, degree: Optional[int] = 4,
+def fuse(mr, us, psf=None, *, ratio: Optional[int] = None, degree: Optional[int] = None,
          link="global", tau1: Optional[float] = None,
          tau2: Optional[float] = None, tau3: Optional[float] = None, tau4: Optional[float] = None,
          gamma: Optional[float] = None, gradient: str = "directional",
@@ -210,8 +226,8 @@ def fuse(mr, us, psf=None, *, ratio: Optional[int] = None, degree: Optional[int]
     ratio : int, optional
         Decimation ratio ``s``; inferred from the shapes when omitted.
     degree : int or None
-        Degree of the polynomial link (paper: 3 on simulations, 4 on real data). ``None``:
-        the smallest degree within one standard error of the best blocked spatial
+        Degree of the polynomial link (paper: 3 on simulations, 4 on real data; ``degree=4``
+        reproduces the paper). ``None`` (default): the smallest degree within one standard error of the best blocked spatial
         cross-validation error (DESIGN 12.1); degree 1 when cross-validation cannot run
         (``res.link_choice`` says why).
     link : {"global", "local"} or Link
@@ -239,7 +255,8 @@ def fuse(mr, us, psf=None, *, ratio: Optional[int] = None, degree: Optional[int]
     eps : float
         Smoothing of the gradient magnitude.
     coeffs : array_like, optional
-        Link coefficients (scaled images); fitted on the bicubic MR when omitted.
+        Link coefficients (scaled images); fitted on the bicubic MR when omitted. Without
+        ``degree``, the degree is read from their number.
     mask : array_like of bool, optional
         Pixels where US data exist; outside it ``x`` takes the MR information only.
     max_iter : int
@@ -335,7 +352,7 @@ def fuse(mr, us, psf=None, *, ratio: Optional[int] = None, degree: Optional[int]
         raise TypeError(f"`link` must be a string or a fitted link (mrusfusion.link.Link), got "
                         f"{type(link).__name__}")
     if coeffs is not None and d is None:
-        raise ValueError("`coeffs` needs `degree`: pass the degree the coefficients are of")
+        d = _degree_of(coeffs)
     gradient = check_gradient(gradient)
     for name, val in (("tau1", tau1), ("tau3", tau3)):
         check_weight(val, name, allow_zero=True)
@@ -376,6 +393,7 @@ def fuse(mr, us, psf=None, *, ratio: Optional[int] = None, degree: Optional[int]
             bar.close()
     timings = dict(out.timings, setup=t_setup, total=time.perf_counter() - t_start)
     link = out.link
+    explained = link.explained_variance(out.x, out.v, problem.mask, threads=nt)
     return FusionResult(
         x=_rescaled(out.x, ms, "mr"), v=_rescaled(out.v, us_, "us"),
         coeffs=link.coeffs.copy(), link=link, objective=out.objective,
@@ -383,7 +401,8 @@ def fuse(mr, us, psf=None, *, ratio: Optional[int] = None, degree: Optional[int]
         stop_reason=out.stop_reason, mr_scale=ms, us_scale=us_, ratio=s,
         weights=problem.weights, x_init=_rescaled(problem.x0, ms, "mr"), timings=timings,
         vstep_newton=out.vstep_newton, vstep_cg=out.vstep_cg, trials=out.trials,
-        restarts=out.restarts, explained=out.explained, link_choice=problem.link_choice)
+        restarts=out.restarts, explained=out.explained, link_choice=problem.link_choice,
+        link_explained=explained)
 
 
 def fuse_with_kernels(kernels, mr, us, **kwargs) -> FusionResult:

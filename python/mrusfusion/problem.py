@@ -172,6 +172,10 @@ def build_problem(y_m: np.ndarray, y_u: np.ndarray, *, ratio: int, degree: Optio
                             us_scale=us_scale, kernels=kernels)
     n_fit = float(mask.sum()) if mask is not None else float(yu.size)
     resvar = link.coupling(x0, yu, mask, None, None, None, threads, kernels=kernels) / n_fit
+    residual = None
+    if tau4 is None:
+        residual = yu - link.evaluate(x0, threads=threads)
     problem.weights = estimate_weights(ym, yu, ratio, fp.abs_lam2, resvar, tau1=tau1, tau2=tau2,
-                                       tau3=tau3, tau4=tau4, gamma=gamma, mask=mask)
+                                       tau3=tau3, tau4=tau4, gamma=gamma, mask=mask,
+                                       fit_residual=residual)
     return problem

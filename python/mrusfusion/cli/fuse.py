@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Optional
 
 from .. import io
 from ..fusion import DEFAULT_MAX_ITER, DEFAULT_TOL, fuse
@@ -65,9 +66,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--mr-variable", metavar="NAME", help="array NAME of an MR .npz/.mat file")
     g.add_argument("--us-variable", metavar="NAME", help="array NAME of a US .npz/.mat file")
     m = p.add_argument_group("model (defaults: the paper's, weights from the data)")
-    m.add_argument("--degree", type=positive_int, default=4, metavar="D",
-                   help="degree of the polynomial link (default: %(default)s; paper: 3 on "
-                        "simulations, 4 on real data)")
+    m.add_argument("--degree", type=_degree, default=None, metavar="D",
+                   help="degree of the polynomial link, or 'auto' (default): the smallest "
+                        "degree within one standard error of the best blocked cross-validation "
+                        "error (the paper: 3 on simulations, 4 on real data)")
+    m.add_argument("--link", choices=("global", "local"), default="global",
+                   help="one polynomial for the image (default, the paper) or coefficients "
+                        "that vary smoothly over a grid of knots chosen by cross-validation")
+    m.add_argument("--refit-link", action="store_true",
+                   help="refit the link to the current x and v after each iteration (an exact "
+                        "third block of PALM)")
     m.add_argument("--tau1", type=nonnegative_float, metavar="T",
                    help="MR smoothness (larger: smoother x)")
     m.add_argument("--tau2", type=positive_float, metavar="T",
@@ -115,6 +123,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 _RATIO_SOURCES = {"ratio argument": "--ratio"}
 
 
+def _degree(text: str) -> Optional[int]:
+    """``--degree``: a positive integer, or ``auto`` (cross-validation)."""
+    if text.strip().lower() == "auto":
+        return None
+    return positive_int(text)
+
+
 def run(args) -> int:
     # Everything that can be refused is refused before loading and computing.
     output_paths_ok([("-o", args.output), ("--us-domain", args.us_domain),
@@ -142,7 +157,8 @@ def run(args) -> int:
 
     say(args, f"MR {mr.shape[0]}x{mr.shape[1]}, US {us.shape[0]}x{us.shape[1]}, ratio {ratio} "
               f"(from {ratio_source})", *pair.notes)
-    res = fuse(mr, us, ratio=ratio, degree=args.degree, tau1=args.tau1, tau2=args.tau2,
+    res = fuse(mr, us, ratio=ratio, degree=args.degree, link=args.link,
+               refit_link=args.refit_link, tau1=args.tau1, tau2=args.tau2,
                tau3=args.tau3, tau4=args.tau4, gamma=args.gamma, psf=psf, gradient=args.gradient,
                scan_direction=tuple(args.scan_direction), max_iter=args.max_iter, tol=args.tol,
                threads=args.threads, progress=show_progress(args))

@@ -30,6 +30,7 @@ import numpy as np
 
 from .correlation import SpeckleCorrelation, _inside, grain_area, speckle_correlation
 from .gcv import gcv_tau1
+from .misfit import misfit_area
 from .scale import (HAAR_MAD_LOG_RAYLEIGH, LOG_RAYLEIGH_STD, WINDOW, NoiseScale, _haar_scale,
                     noise_scale, us_noise_scale, window_std_median_factor)
 from .sure import noise_power, sure_rho
@@ -37,7 +38,7 @@ from .sure import noise_power, sure_rho
 __all__ = ["Weights", "USNoise", "us_weights", "estimate_weights", "gcv_tau1", "us_noise_scale",
            "noise_scale", "NoiseScale", "sure_rho", "noise_power", "speckle_correlation",
            "SpeckleCorrelation", "grain_area", "window_std_median_factor", "LOG_RAYLEIGH_STD",
-           "HAAR_MAD_LOG_RAYLEIGH", "NOISE_MODELS"]
+           "HAAR_MAD_LOG_RAYLEIGH", "NOISE_MODELS", "misfit_area"]
 
 #: ``"correlated"`` (DESIGN.md section 13, the default) or ``"iid"`` (section 10).
 NOISE_MODELS = ("correlated", "iid")
@@ -51,7 +52,10 @@ class Weights:
     ``source`` maps each of ``tau1``..``tau4`` and ``gamma`` to ``"user"`` or ``"auto"``;
     ``sigma_m2``, ``sigma_u2``, ``sigma_f2``, ``b``, ``rho`` and ``grain_area`` (``A_c``) are the
     measured quantities behind the automatic values (NaN where not measured);
-    ``speckle_scale_method`` and ``grain_area_method`` say how ``b`` and ``A_c`` were obtained.
+    ``speckle_scale_method`` and ``grain_area_method`` say how ``b`` and ``A_c`` were obtained;
+    ``misfit_area`` (``A_f``) is the correlation area of the link's misfit
+    (:func:`.misfit_area`), a diagnostic: ``A_f`` far above ``A_c`` means the link errs over
+    whole regions, and ``v`` then takes MR contrast that the US does not show.
     """
 
     tau1: float
@@ -68,10 +72,11 @@ class Weights:
     grain_area: float = float("nan")
     speckle_scale_method: str = ""
     grain_area_method: str = ""
+    misfit_area: float = float("nan")
 
     def as_dict(self) -> dict:
         keys = ("tau1", "tau2", "tau3", "tau4", "gamma", "sigma_m2", "sigma_u2", "sigma_f2", "b",
-                "rho", "grain_area", "speckle_scale_method", "grain_area_method")
+                "rho", "grain_area", "misfit_area", "speckle_scale_method", "grain_area_method")
         return {k: getattr(self, k) for k in keys} | {"source": dict(self.source)}
 
 
@@ -112,6 +117,7 @@ class USNoise:
     b_haar: float = float("nan")
     b_window: float = float("nan")
     message: str = ""
+    speckle_rho: Optional[np.ndarray] = field(default=None, repr=False, compare=False)
 
 
 def us_weights(y_u: np.ndarray, mask: Optional[np.ndarray] = None, *,
@@ -194,14 +200,22 @@ def us_weights(y_u: np.ndarray, mask: Optional[np.ndarray] = None, *,
                f"{'coloured' if power is not None else 'white'}-noise SURE rho = {rho:.3g}")
     return USNoise(float(b), float(gamma), float(sigma_u2), float(a_c), float(rho),
                    scale.method, a_method, float(w), float(scale.b_haar),
-                   float(scale.b_window), message)
+                   float(scale.b_window), message, _blend(corr.rho, w))
+
+
+def _blend(rho: np.ndarray, w: float) -> np.ndarray:
+    """``(1 - w) delta + w rho``: the speckle correlation the weights assume."""
+    out = w * np.asarray(rho, dtype=np.float64)
+    out[tuple((n - 1) // 2 for n in out.shape)] += 1.0 - w
+    return out
 
 
 def estimate_weights(y_m: np.ndarray, y_u: np.ndarray, ratio: int, abs_lam2: np.ndarray,
                      fit_resvar: float, *, tau1=None, tau2=None, tau3=None, tau4=None,
                      gamma=None, mask: Optional[np.ndarray] = None,
                      noise_model: str = "correlated",
-                     us_noise: Optional[USNoise] = None) -> Weights:
+                     us_noise: Optional[USNoise] = None,
+                     fit_residual: Optional[np.ndarray] = None) -> Weights:
     """Data-driven weights; any value given is used as is (see module docstring).
 
     Parameters
@@ -221,6 +235,9 @@ def estimate_weights(y_m: np.ndarray, y_u: np.ndarray, ratio: int, abs_lam2: np.
         Passed to :func:`us_weights`.
     us_noise : USNoise, optional
         A measurement already made by :func:`us_weights` on the same ``y_u`` and ``mask``.
+    fit_residual : ndarray, optional
+        ``y_u - f(x0, g(x0))``, the link's fit residual: its correlation beyond the speckle's
+        gives the misfit area ``A_f`` (:func:`.misfit_area`); ``None``: ``A_f = 1``.
 
     Returns
     -------
@@ -230,7 +247,8 @@ def estimate_weights(y_m: np.ndarray, y_u: np.ndarray, ratio: int, abs_lam2: np.
     -----
     ``tau2 = sigma_m^2 / (gamma sigma_u^2 A_c)``, ``tau3 = tau2 gamma rho``,
     ``tau4 = sigma_m^2 / (2 sigma_f^2 A_c)``, ``sigma_f^2 = max(resvar - sigma_u^2,
-    0.05 resvar)`` (DESIGN.md sections 10 and 13).
+    0.05 resvar)`` (DESIGN.md sections 10 and 13). ``A_f``, the misfit's correlation area, is
+    measured and reported but does not enter ``tau4`` (see :mod:`.misfit`).
 
     Examples
     --------
@@ -263,10 +281,13 @@ def estimate_weights(y_m: np.ndarray, y_u: np.ndarray, ratio: int, abs_lam2: np.
     else:
         src["tau3"] = "user"
     sigma_f2 = max(fit_resvar - sigma_u2, 0.05 * fit_resvar)
+    a_f = 1.0
+    if fit_residual is not None and us.speckle_rho is not None:
+        a_f = misfit_area(fit_residual, sigma_f2, sigma_u2, us.speckle_rho, _inside(mask, y_u.shape))
     if tau4 is None:
         tau4, src["tau4"] = sigma_m2 / (2.0 * max(sigma_f2, _TINY) * a_c), "auto"
     else:
         src["tau4"] = "user"
     return Weights(float(tau1), float(tau2), float(tau3), float(tau4), float(gamma),
                    float(sigma_m2), float(sigma_u2), float(sigma_f2), float(us.b), float(us.rho),
-                   src, float(a_c), us.speckle_scale_method, us.grain_area_method)
+                   src, float(a_c), us.speckle_scale_method, us.grain_area_method, float(a_f))

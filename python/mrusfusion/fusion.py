@@ -227,9 +227,9 @@ def fuse(mr, us, psf=None, *, ratio: Optional[int] = None, degree: Optional[int]
         Decimation ratio ``s``; inferred from the shapes when omitted.
     degree : int or None
         Degree of the polynomial link (paper: 3 on simulations, 4 on real data; ``degree=4``
-        reproduces the paper). ``None`` (default): the smallest degree within one standard error of the best blocked spatial
-        cross-validation error (DESIGN 12.1); degree 1 when cross-validation cannot run
-        (``res.link_choice`` says why).
+        reproduces the paper). ``None`` (default): the smallest degree within one standard error
+        of the best blocked spatial cross-validation error (DESIGN 12.1); degree 1 when
+        cross-validation cannot run (``res.link_choice`` says why).
     link : {"global", "local"} or Link
         ``"global"``: one polynomial for the whole image (the paper). ``"local"``: coefficients
         that vary smoothly over a grid of knots (El Mansouri et al., ICIP 2020; DESIGN 12.2),

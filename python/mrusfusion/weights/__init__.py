@@ -283,7 +283,8 @@ def estimate_weights(y_m: np.ndarray, y_u: np.ndarray, ratio: int, abs_lam2: np.
     sigma_f2 = max(fit_resvar - sigma_u2, 0.05 * fit_resvar)
     a_f = 1.0
     if fit_residual is not None and us.speckle_rho is not None:
-        a_f = misfit_area(fit_residual, sigma_f2, sigma_u2, us.speckle_rho, _inside(mask, y_u.shape))
+        a_f = misfit_area(fit_residual, sigma_f2, sigma_u2, us.speckle_rho,
+                          _inside(mask, y_u.shape))
     if tau4 is None:
         tau4, src["tau4"] = sigma_m2 / (2.0 * max(sigma_f2, _TINY) * a_c), "auto"
     else:

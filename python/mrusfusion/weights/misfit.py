@@ -13,9 +13,9 @@ that it also carries (variance ``sigma_u^2``, correlation ``rho_s`` measured by
 :func:`.speckle_correlation`): ``C_f(d) = C_r(d) - sigma_u^2 rho_s(d)``, and ``A_f`` is the area
 of the lobe around zero lag where ``C_f > sigma_f^2 / 2``, read as :func:`.grain_area` reads the
 speckle grain. It is reported (``res.weights.misfit_area``), not used in ``tau4``.
-Dividing ``tau4`` by ``max(A_c, A_f)`` was measured (README, "Fusion on realistic simulations"): on realistic pairs it
-brought ``v`` from 0.5-2.5 dB below to within 0.3 dB of the best US-only despeckling, but only by
-turning the coupling off (``x`` the MR-only result, ``v`` without MR contrast), and on the paper's
+Dividing ``tau4`` by ``max(A_c, A_f)`` was measured (README, "Fusion on realistic
+simulations"): on realistic pairs it brought ``v`` from 0.5-2.5 dB below to within 0.3 dB of
+the best US-only despeckling, but only by turning the coupling off (``x`` the MR-only result, ``v`` without MR contrast), and on the paper's
 protocol it cost up to 0.4 dB. ``A_f`` far above ``A_c`` tells a user that ``v`` carries MR
 contrast the US does not show; a smaller ``tau4`` then gives a ``v`` closer to the US.
 """

@@ -15,9 +15,10 @@ of the lobe around zero lag where ``C_f > sigma_f^2 / 2``, read as :func:`.grain
 speckle grain. It is reported (``res.weights.misfit_area``), not used in ``tau4``.
 Dividing ``tau4`` by ``max(A_c, A_f)`` was measured (README, "Fusion on realistic
 simulations"): on realistic pairs it brought ``v`` from 0.5-2.5 dB below to within 0.3 dB of
-the best US-only despeckling, but only by turning the coupling off (``x`` the MR-only result, ``v`` without MR contrast), and on the paper's
-protocol it cost up to 0.4 dB. ``A_f`` far above ``A_c`` tells a user that ``v`` carries MR
-contrast the US does not show; a smaller ``tau4`` then gives a ``v`` closer to the US.
+the best US-only despeckling, but only by turning the coupling off (``x`` the MR-only result,
+``v`` without MR contrast), and on the paper's protocol it cost up to 0.4 dB. ``A_f`` far
+above ``A_c`` tells a user that ``v`` carries MR contrast the US does not show; a smaller
+``tau4`` then gives a ``v`` closer to the US.
 """
 from __future__ import annotations
 

@@ -166,6 +166,10 @@ def test_fuse_matches_python_api(tmp_path, npy_pair, api_result):
     np.testing.assert_allclose(info["objective"], api_result.objective, rtol=1e-10)
     np.testing.assert_allclose(info["weights"]["tau4"], api_result.tau4, rtol=1e-10)
     assert {"setup", "x_step", "v_step", "total"} <= set(info["timings"])
+    assert set(info["images"]) == {"x", "v"}  # what each output carries
+    assert info["coupling_share"] == pytest.approx(api_result.coupling_share, rel=1e-10)
+    assert info["link_explained"] == pytest.approx(api_result.link_explained, rel=1e-10)
+    assert info["degree"] == api_result.link.degree  # chosen by cross-validation
     assert (tmp_path / "report.png").read_bytes()[:8] == PNG_SIGNATURE
 
 

@@ -111,6 +111,19 @@ def figure_format(path) -> str:
     return fmt
 
 
+def coupling_text(result) -> str:
+    """One line on what each image of a fusion carries of the other modality.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> coupling_text(SimpleNamespace(coupling_share=0.25, link_explained=0.6))
+    'v leans 25% on the link f(x), which explains 60% of its variance'
+    """
+    return (f"v leans {100 * result.coupling_share:.0f}% on the link f(x), which explains "
+            f"{100 * result.link_explained:.0f}% of its variance")
+
+
 def fusion_figure(mr, us, result, path=None, *, title: Optional[str] = None,
                   overwrite: bool = False):
     """One figure summarising a fusion: the inputs, the two outputs, the start and the objective.
@@ -127,15 +140,18 @@ def fusion_figure(mr, us, result, path=None, *, title: Optional[str] = None,
         Also write the figure there; the extension picks the format (``.png``, ``.pdf``,
         ``.svg``, ...).
     title : str, optional
-        Figure title; default: the solver's message, the ratio, the degree and ``tau4``.
+        Figure title; default: the solver's message, the ratio, the degree, ``tau4`` and
+        :func:`coupling_text`.
     overwrite : bool, default False
         Replace an existing file at ``path``. Without it an existing file is left untouched.
 
     Returns
     -------
     matplotlib.figure.Figure
-        A 2x3 grid: observed MR, observed US, fused ``x``; US-domain ``v``, the bicubic start
-        ``x_0`` and the objective curve.
+        A 2x3 grid: observed MR, observed US, ``x`` (MR domain); ``v`` (US domain), the
+        bicubic start ``x_0`` and the objective curve. The title says how far ``v`` leans on
+        the link (``result.coupling_share``) and how much of it the link explains
+        (``result.link_explained``).
 
     Raises
     ------
@@ -187,14 +203,14 @@ def fusion_figure(mr, us, result, path=None, *, title: Optional[str] = None,
     axes = fig.subplots(2, 3)
     _image_panel(axes[0, 0], mr, "observed MR $y_m$", *mr_range)
     _image_panel(axes[0, 1], us, "observed US $y_u$", *us_range)
-    _image_panel(axes[0, 2], x, "fused $x$ (MR domain)", *mr_range)
-    _image_panel(axes[1, 0], v, "US-domain estimate $v$", *us_range)
+    _image_panel(axes[0, 2], x, "$x$, MR domain: MR contrast, US grid", *mr_range)
+    _image_panel(axes[1, 0], v, "$v$, US domain: US detail, despeckled", *us_range)
     _image_panel(axes[1, 1], x0, "bicubic start $x_0$", *mr_range)
     _objective_panel(axes[1, 2], result.objective)
     if title is None:
         w = result.weights
         title = (f"{result.message}; ratio {result.ratio}, degree {result.link.degree}, "
-                 f"tau4 = {w.tau4:.3g}")
+                 f"tau4 = {w.tau4:.3g}\n{coupling_text(result)}")
     fig.suptitle(title)
     if path is not None:
         fmt = figure_format(path)

@@ -247,12 +247,23 @@ def write_json(path, content: dict, *, overwrite: bool) -> Path:
     return write_atomic(path, lambda tmp: Path(tmp).write_bytes(data), overwrite=overwrite)
 
 
+#: What each output carries, as ``--json`` and the report figure say it (README, "Which image is
+#: the fused one").
+IMAGE_ROLES = {
+    "x": "MR domain: the MR super-resolved onto the US grid, with MR tissue contrast; US detail "
+         "enters it only through the link",
+    "v": "US domain: the despeckled US, with the US's own detail (thin layers, interfaces); MR "
+         "contrast enters it through the link, in the share coupling_share",
+}
+
+
 def fusion_summary(result, **context) -> dict:
     """What ``--json`` and ``demo`` record about a :class:`~mrusfusion.FusionResult`.
 
     ``context`` (inputs, options) comes first; then the link (degree, gradient, coefficients with
     their exponents ``(p, q)`` of ``x^p g^q``), the weights and how each was obtained, the
-    measured noise levels behind the automatic weights, the iterations, the stop reason, the
+    measured noise levels behind the automatic weights, what each image carries (``images``,
+    ``coupling_share``, ``link_explained``), the iterations, the stop reason, the
     objective and step-constant histories and the timings.
     """
     w = result.weights.as_dict()
@@ -269,7 +280,11 @@ def fusion_summary(result, **context) -> dict:
         "link_relative_residual": result.link.relative_residual,
         "weights": {k: w[k] for k in ("tau1", "tau2", "tau3", "tau4", "gamma")},
         "weights_source": source,
-        "noise": {k: w[k] for k in ("sigma_m2", "sigma_u2", "sigma_f2", "b", "rho")},
+        "noise": {k: w[k] for k in ("sigma_m2", "sigma_u2", "sigma_f2", "b", "rho",
+                                    "grain_area", "misfit_area")},
+        "images": IMAGE_ROLES,
+        "coupling_share": result.coupling_share,
+        "link_explained": result.link_explained,
         "mr_scale": result.mr_scale,
         "us_scale": result.us_scale,
         "dtype": str(result.x.dtype),

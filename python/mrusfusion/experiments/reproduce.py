@@ -5,7 +5,8 @@
 and 2, runs bicubic interpolation, the MR-only baseline, the US-only baseline and the fusion, and
 writes a table of RMSE, PSNR, ISNR and MSSIM (Markdown and CSV), a figure per case laid out like
 the paper's Fig. 1, and the ``tau4`` sweep of the paper's Fig. 8. The experiments themselves
-(:class:`Case`) are in :mod:`.cases`; ``mrusfusion reproduce`` is the command.
+(:class:`Case`) are in :mod:`.cases`; ``mrusfusion reproduce`` is the command. With
+``realistic``, the realistic cases of :mod:`.realistic` (issue 14) run too.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -31,6 +32,8 @@ from ..report import PLOT_HINT, require_matplotlib
 from ..simulate import simulate
 from .cases import Case, paper_cases, phantom_regions
 from .figures import case_figure, sweep_figure
+from .realistic import (REALISTIC_CSV, REALISTIC_MD, RealisticCase, realistic_cases,
+                        run_realistic, write_realistic)
 from .sweep import fidelity, sweep
 from .tables import csv_text, markdown_table, write_text
 
@@ -197,6 +200,7 @@ def _markdown(rows, infos, sweep_info, *, seed, max_iter, threads, total, comman
 def reproduce(out_dir, *, max_iter: int = DEFAULT_MAX_ITER, seed: int = 0,
               threads: Optional[int] = None,
               overwrite: bool = False, cases: Optional[Sequence[Case]] = None,
+              realistic: Union[bool, Sequence[RealisticCase]] = False,
               progress: bool = True, command: Optional[str] = None) -> dict:
     """Run the paper's simulated experiments and write their tables and figures.
 
@@ -216,6 +220,10 @@ def reproduce(out_dir, *, max_iter: int = DEFAULT_MAX_ITER, seed: int = 0,
     cases : sequence of Case, optional
         The experiments (default :func:`paper_cases`: pelvis and phantom at ratios 4 and 2, the
         ``tau4`` sweep on the phantom at ratio 4).
+    realistic : bool or sequence of RealisticCase, default False
+        Also run realistic cases (``True``: the 8 of
+        :func:`~mrusfusion.experiments.realistic.realistic_cases`) and write ``realistic.md``
+        and ``realistic.csv``.
     progress : bool, default True
         Progress lines on stderr.
     command : str, optional
@@ -228,6 +236,8 @@ def reproduce(out_dir, *, max_iter: int = DEFAULT_MAX_ITER, seed: int = 0,
         ``rows`` (the results table, one dict per dataset, ratio and method), ``cases`` (per
         case: shapes, SNRs, weights, stop message, times), ``sweep`` (the
         :class:`~mrusfusion.experiments.sweep.SweepResult` or ``None``), ``tau4_auto``,
+        ``realistic`` (one record per realistic case, see
+        :func:`~mrusfusion.experiments.realistic.evaluate_realistic`; empty without them),
         ``files`` (paths written), ``seconds`` (total wall time), ``figures`` (whether
         matplotlib drew them).
 
@@ -246,7 +256,8 @@ def reproduce(out_dir, *, max_iter: int = DEFAULT_MAX_ITER, seed: int = 0,
     time), ``results.csv`` (columns dataset, ratio, method, reference, RMSE, PSNR, ISNR, MSSIM;
     6 significant digits), ``fig1_<dataset>_r<ratio>.png`` (true MR, true US, observed MR,
     observed US, MR-only, US-only, fused x, fused v), ``tau4_sweep.csv`` and ``fig8_tau4.png``
-    (``tau4`` = :data:`TAU4_FACTORS` times the automatic value). Figures need matplotlib
+    (``tau4`` = :data:`TAU4_FACTORS` times the automatic value); with ``realistic``,
+    ``realistic.md`` and ``realistic.csv`` (:mod:`.realistic`). Figures need matplotlib
     (``pip install "mrusfusion[plot]"``); without it the tables are still written. Metrics:
     DESIGN.md section 9, after dividing estimate and truth by the truth's maximum (data range
     1). FFTW plans are made with ``FFTW_ESTIMATE`` and the kernels reduce in a fixed order, so
@@ -275,9 +286,17 @@ def reproduce(out_dir, *, max_iter: int = DEFAULT_MAX_ITER, seed: int = 0,
     if command is None:
         command = ("mrusfusion reproduce --out DIR"
                     + ("" if max_iter == DEFAULT_MAX_ITER else f" --max-iter {max_iter}")
-                    + ("" if seed == 0 else f" --seed {seed}")) if cases is None else (
+                    + ("" if seed == 0 else f" --seed {seed}")
+                    + (" --realistic" if realistic is True else "")) if cases is None else (
             "mrusfusion.experiments.reproduce.reproduce(..., cases=[...])")
     cases = _check_cases(paper_cases() if cases is None else cases)
+    if isinstance(realistic, bool):
+        real_cases = realistic_cases() if realistic else []
+    elif isinstance(realistic, (str, bytes)) or not isinstance(realistic, Sequence) or not all(
+            isinstance(c, RealisticCase) for c in realistic):
+        raise TypeError("`realistic` must be a bool or a sequence of RealisticCase")
+    else:
+        real_cases = list(realistic)
     try:
         require_matplotlib()
         plot = True
@@ -293,6 +312,8 @@ def reproduce(out_dir, *, max_iter: int = DEFAULT_MAX_ITER, seed: int = 0,
         names += [f"fig1_{c.name}.png" for c in cases]
     if sweep_case is not None:
         names += [SWEEP_CSV] + ([SWEEP_FIGURE] if plot else [])
+    if real_cases:
+        names += [REALISTIC_MD, REALISTIC_CSV]
     if not overwrite:
         existing = [n for n in names if (out / n).exists()]
         if existing:
@@ -347,6 +368,18 @@ def reproduce(out_dir, *, max_iter: int = DEFAULT_MAX_ITER, seed: int = 0,
             sweep_info = (sweep_res, tau4_auto, case.name)
             _log(progress, f"{tag} {sweep_res.message}")
 
+    real_records: List[dict] = []
+    if real_cases:
+        _log(progress, f"{len(real_cases)} realistic case(s) (issue 14)")
+        t = time.perf_counter()
+        fuse_kwargs = {"max_iter": max_iter, "planner_effort": DEFAULT_PLANNER}
+        real_records = run_realistic(real_cases, fuse_kwargs=fuse_kwargs, seed=seed, threads=nt,
+                                     keep_going=False,
+                                     log=(lambda s: _log(True, f"realistic {s}")) if progress
+                                     else None)
+        files += write_realistic(out, real_records, command=command, seed=seed,
+                                 fuse_kwargs=fuse_kwargs, total=time.perf_counter() - t,
+                                 overwrite=overwrite)
     csv_rows = [{c: r[c] for c in COLUMNS} for r in rows]
     csv_path = write_text(out / RESULTS_CSV, csv_text(csv_rows, digits=_CSV_DIGITS),
                           overwrite=overwrite)
@@ -357,4 +390,5 @@ def reproduce(out_dir, *, max_iter: int = DEFAULT_MAX_ITER, seed: int = 0,
     files = [md_path, csv_path] + files
     _log(progress, f"done in {total:.1f} s; wrote {len(files)} file(s) to {out}")
     return {"rows": rows, "cases": infos, "sweep": sweep_res, "tau4_auto": tau4_auto,
-            "files": files, "seconds": total, "figures": plot, "markdown": md}
+            "realistic": real_records, "files": files, "seconds": total, "figures": plot,
+            "markdown": md}

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..io import write_atomic
 
-__all__ = ["format_value", "csv_text", "markdown_table", "write_text"]
+__all__ = ["format_value", "csv_text", "markdown_table", "write_text", "jsonable"]
 
 
 def format_value(value, digits: Optional[int] = None) -> str:
@@ -95,3 +95,31 @@ def write_text(path, text: str, *, overwrite: bool = False) -> Path:
     ``overwrite``. Returns the path written."""
     data = text.encode("utf-8")
     return write_atomic(path, lambda tmp: Path(tmp).write_bytes(data), overwrite=overwrite)
+
+
+def jsonable(obj):
+    """``obj`` in plain JSON types: NumPy scalars and arrays as Python ones, non-finite floats
+    as strings (``"nan"``), dataclasses and objects with ``as_dict`` as dicts, others as repr.
+
+    Examples
+    --------
+    >>> jsonable({"tau": np.float32(0.5), "shape": (2, 3), "psnr": float("nan")})
+    {'tau': 0.5, 'shape': [2, 3], 'psnr': 'nan'}
+    """
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else str(float(obj))
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if hasattr(obj, "as_dict"):
+        return jsonable(obj.as_dict())
+    if hasattr(obj, "__dataclass_fields__"):
+        return {k: jsonable(getattr(obj, k)) for k in obj.__dataclass_fields__}
+    return repr(obj)

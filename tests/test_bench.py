@@ -20,6 +20,9 @@ def test_benchmark_record_is_complete(tmp_path):
     assert set(rec["kernels"]) >= {"vstep_eval (value, gradient)", "axpby (with norm)"}
     md = (tmp_path / "bench.md").read_text()
     assert "| size |" in md and "fuse() with its defaults" in md
+    ll = rec["local_link"]
+    assert ll["local_over_global"] == ll["local_ms"] / ll["global_ms"] > 0
+    assert "local link" in md
 
 
 def test_interleaved_measurement_returns_each_case():

@@ -26,7 +26,8 @@ from .._config import get_num_threads
 from ..data import phantom
 from ..fourier import FourierProblem
 from ..fusion import fuse, fuse_with_kernels
-from ..operators import gaussian_psf
+from ..link import fit_local_link, fit_polynomial
+from ..operators import bicubic_upsample, gaussian_psf
 from ..simulate import simulate
 
 __all__ = ["run_benchmark", "fft_pair_ms", "kernel_ratios", "interleaved_iteration_ms",
@@ -76,13 +77,38 @@ def interleaved_iteration_ms(cases: Dict[Hashable, tuple], iters: int, threads: 
 
     A ratio of two configurations (float32 against float64, 2400 against 600) measured minutes
     apart on a shared machine mostly measured the change of load in between; alternating them
-    exposes both to the same load. ``cases`` maps a name to ``(mr, us)``.
+    exposes both to the same load. ``cases`` maps a name to ``(mr, us)`` or ``(mr, us, kw)``
+    with ``kw`` options of :func:`~mrusfusion.fuse`.
     """
     runs: Dict[Hashable, List[float]] = {k: [] for k in cases}
     for _ in range(rounds):
-        for name, (mr, us) in cases.items():
-            runs[name].append(_iteration_times(mr, us, iters, threads)[1])
+        for name, case in cases.items():
+            mr, us = case[0], case[1]
+            kw = case[2] if len(case) > 2 else {}
+            runs[name].append(_iteration_times(mr, us, iters, threads, **kw)[1])
     return {k: float(np.median(v)) for k, v in runs.items()}
+
+
+def local_link_cost(n: int = 600, *, degree: int = 4, knot_spacing: float = 64.0,
+                    iters: int = 10, threads: int = 1, rounds: int = 3) -> Dict[str, float]:
+    """Cost of an iteration with the local link against the global link (issue 14's target:
+    at most 1.5x), and with the c-step of ``refit_link`` on top, measured interleaved.
+
+    Both links are fitted beforehand on the bicubic start and passed to ``fuse``, so only the
+    iterations are timed; the case is the phantom at ratio 4.
+    """
+    mr, us, _ = _case(n, 4, np.float64)
+    x0 = bicubic_upsample(mr / mr.max(), 4)
+    yu = us / us.max()
+    glob = fit_polynomial(x0, yu, degree)
+    loc = fit_local_link(x0, yu, degree, knot_spacing=knot_spacing, mu=1.0)
+    ms = interleaved_iteration_ms({"global": (mr, us, {"link": glob}),
+                                   "local": (mr, us, {"link": loc}),
+                                   "local_refit": (mr, us, {"link": loc, "refit_link": True})},
+                                  iters, threads, rounds)
+    return {"size": float(n), "global_ms": ms["global"], "local_ms": ms["local"],
+            "local_refit_ms": ms["local_refit"], "local_over_global": ms["local"] / ms["global"],
+            "local_refit_over_global": ms["local_refit"] / ms["global"]}
 
 
 def _peak_memory_images(mr, us, threads: int) -> float:
@@ -262,6 +288,12 @@ def run_benchmark(sizes: Sequence[int] = (256, 600, 1200, 2400), *, iters: int =
         log(f"kernel {name}: {kr['speedup_1thread']:.1f}x NumPy (1 thread), "
             f"{kr['thread_scaling']:.2f}x from 1 to {max(thread_set)} threads")
     _scaling(rec, sizes, iters, max(thread_set), log)
+    kn = rec["kernel_size"]
+    rec["local_link"] = local_link_cost(kn, iters=iters, threads=max(thread_set))
+    ll = rec["local_link"]
+    log(f"local link {kn}x{kn}: {ll['local_ms']:.1f} ms/iter against {ll['global_ms']:.1f} "
+        f"global ({ll['local_over_global']:.2f}x); with refit_link "
+        f"{ll['local_refit_over_global']:.2f}x")
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -355,4 +387,11 @@ def markdown(rec: dict) -> str:
         lines += ["", f"Measured interleaved (the two configurations in turn, 3 rounds, medians), "
                   f"{max(rec['threads'])} threads:", ""]
         lines += [f"- {labels.get(k, k)}: {v:.2f}x" for k, v in rec["scaling"].items()]
+    if rec.get("local_link"):
+        ll = rec["local_link"]
+        lines += [f"- iteration with the local link (knots 64 px apart, degree 4) against the "
+                  f"global link at {int(ll['size'])}x{int(ll['size'])}: "
+                  f"{ll['local_over_global']:.2f}x ({ll['local_ms']:.1f} against "
+                  f"{ll['global_ms']:.1f} ms); with refit_link: "
+                  f"{ll['local_refit_over_global']:.2f}x"]
     return "\n".join(lines) + "\n"

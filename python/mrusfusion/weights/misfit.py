@@ -31,7 +31,7 @@ from .correlation import grain_area
 __all__ = ["misfit_area", "autocovariance", "MAX_LAG"]
 
 #: Largest lag (pixels, per axis) at which the misfit's autocovariance is read.
-MAX_LAG = 48
+MAX_LAG = 32
 
 
 def autocovariance(r: np.ndarray, mask: Optional[np.ndarray] = None,

@@ -65,7 +65,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="a 64x64 phantom at ratios 4 and 2 only (seconds; a smoke test)")
     p.add_argument("--realistic", action="store_true",
                    help=f"also run the realistic cases and write {REALISTIC_MD} and "
-                        f"{REALISTIC_CSV} (8 cases; minutes on 2 cores)")
+                        f"{REALISTIC_CSV} (8 cases; under a minute on 2 cores)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines, no summary")
     p.set_defaults(func=run)

@@ -89,7 +89,7 @@ def realistic_cases() -> List[RealisticCase]:
 QUICK_CASES = (RealisticCase("pelvis", 4, 35.0), RealisticCase("phantom", 2, 25.0))
 
 
-# --------------------------------------------------------------------------- measures
+# --------------------------------------------------------------------------- truths, baselines
 
 
 def ground_truth(name: str, size: Optional[int] = None) -> np.ndarray:

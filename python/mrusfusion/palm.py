@@ -234,7 +234,7 @@ def run_palm(problem, options: PalmOptions = PalmOptions(),
         fp.forward(G, Gs)
         H0 = t4 * Hb
         L = max(L / lam, floor)
-        for n_trials in range(1, 201):
+        for n_trials in range(1, 201):  # noqa: B007 (read after the loop)
             fp.solve(L, t1, Xb, Gs, out=Xt, image=xt)
             tl = time.perf_counter()
             Ht = t4 * coupling(xt, vb, ft, fxt, fgt)

@@ -123,6 +123,8 @@ def choose_link(x0: np.ndarray, yu: np.ndarray, mask: Optional[np.ndarray], *,
     if not isinstance(link, str):
         return link, LinkChoice("given", int(link.degree), message="link given")
     if coeffs is not None:
+        if degree is None:
+            raise ValueError("`coeffs` needs `degree`")
         return (PolynomialLink(coeffs, degree, **geo),
                 LinkChoice("given", int(degree), message="coefficients given"))
     dsel = None
@@ -139,11 +141,12 @@ def choose_link(x0: np.ndarray, yu: np.ndarray, mask: Optional[np.ndarray], *,
         return fitted, LinkChoice("global", degree, dsel, lsel,
                                   f"local link asked, cross-validation chose the global one "
                                   f"({lsel.message})")
-    fitted = fit_local_link(x0, yu, degree, knot_spacing=lsel.knot_spacing, mu=lsel.mu,
-                            mask=mask, threads=threads, kernels=kernels, **geo)
-    return fitted, LinkChoice("local", degree, dsel, lsel,
+    mu = 1.0 if lsel.mu is None else lsel.mu
+    local = fit_local_link(x0, yu, degree, knot_spacing=lsel.knot_spacing, mu=mu,
+                           mask=mask, threads=threads, kernels=kernels, **geo)
+    return local, LinkChoice("local", degree, dsel, lsel,
                               f"local link, knots {lsel.knot_spacing:g} px apart, mu "
-                              f"{lsel.mu:g} ({lsel.message})")
+                              f"{mu:g} ({lsel.message})")
 
 
 def build_problem(y_m: np.ndarray, y_u: np.ndarray, *, ratio: int, degree: Optional[int],
@@ -166,16 +169,11 @@ def build_problem(y_m: np.ndarray, y_u: np.ndarray, *, ratio: int, degree: Optio
     link, choice = choose_link(x0, yu, mask, degree=degree, link=link, coeffs=coeffs,
                                gradient=gradient, scan_direction=scan_direction, eps=eps,
                                threads=threads, kernels=kernels)
-    problem = FusionProblem(ym=ym, yu=yu, mask=mask, ratio=ratio, dtype=dtype, threads=threads,
-                            fourier=fp, x0=x0, link=link, link_choice=choice, weights=None,
-                            mr_scale=mr_scale,
-                            us_scale=us_scale, kernels=kernels)
     n_fit = float(mask.sum()) if mask is not None else float(yu.size)
     resvar = link.coupling(x0, yu, mask, None, None, None, threads, kernels=kernels) / n_fit
-    residual = None
-    if tau4 is None:
-        residual = yu - link.evaluate(x0, threads=threads)
-    problem.weights = estimate_weights(ym, yu, ratio, fp.abs_lam2, resvar, tau1=tau1, tau2=tau2,
-                                       tau3=tau3, tau4=tau4, gamma=gamma, mask=mask,
-                                       fit_residual=residual)
-    return problem
+    weights = estimate_weights(ym, yu, ratio, fp.abs_lam2, resvar, tau1=tau1, tau2=tau2,
+                               tau3=tau3, tau4=tau4, gamma=gamma, mask=mask,
+                               fit_residual=yu - link.evaluate(x0, threads=threads))
+    return FusionProblem(ym=ym, yu=yu, mask=mask, ratio=ratio, dtype=dtype, threads=threads,
+                         fourier=fp, x0=x0, link=link, link_choice=choice, weights=weights,
+                         mr_scale=mr_scale, us_scale=us_scale, kernels=kernels)

@@ -110,7 +110,8 @@ def _seeds(seed, n: int):
         return seed.spawn(n)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
         raise TypeError(f"`seed` must be an integer, a numpy Generator or None, got {seed!r}")
-    return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(n)]
+    entropy = None if seed is None else int(seed)
+    return [np.random.default_rng(s) for s in np.random.SeedSequence(entropy).spawn(n)]
 
 
 # --------------------------------------------------------------------------- simulator
@@ -272,7 +273,7 @@ def simulate_bmode(mr_hr, ratio: int = 4, *, mr_snr_db: float = 35.0, labels=Non
     thin, pair = (thin_layer(lab, width, u, n_layers) if width > 0 and n_layers > 0 and k > 1
                   else (np.zeros(lab.shape, bool), None))
     mr_true = x.copy()
-    if thin.any():
+    if thin.any() and pair is not None:
         if thin_value is None:
             mid = 0.5 * (x[lab == pair[0]].mean() + x[lab == pair[1]].mean())
             thin_value = 1.0 if mid < 0.5 else 0.0
@@ -327,7 +328,8 @@ def simulate_bmode(mr_hr, ratio: int = 4, *, mr_snr_db: float = 35.0, labels=Non
         seed=seed if seed is None or isinstance(seed, numbers.Integral) else "Generator")
     n_thin = ndimage.label(thin, structure=np.ones((3, 3)))[1]
     layer = (f"{n_thin} thin layer(s) of {int(thin.sum())} px in all, {width} px thick, between "
-             f"classes {pair[0]} and {pair[1]}" if thin.any() else "no thin layer")
+             f"classes {pair[0]} and {pair[1]}" if thin.any() and pair is not None
+             else "no thin layer")
     message = (f"B-mode simulation: {k} tissue class(es), {layer}; speckle scale "
                f"{alpha:.4f}, grain {grain:.1f} px; MR {n1 // s}x{n2 // s} at {achieved:.2f} dB")
     return RealisticSimulation(

@@ -36,7 +36,9 @@ class _HalfGCV:
         n1, n2 = abs_lam2.shape
         m1, m2 = n1 // s, n2 // s
         h = m2 // 2 + 1
-        tiles = lambda q: np.ascontiguousarray(q.reshape(s, m1, s, m2)[..., :h])
+        def tiles(q):
+            return np.ascontiguousarray(q.reshape(s, m1, s, m2)[..., :h])
+
         self.lam2, self.dtd2 = tiles(abs_lam2), 2.0 * tiles(dtd)
         wcol = np.full(h, 2.0)
         wcol[0] = 1.0

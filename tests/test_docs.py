@@ -8,7 +8,8 @@ MODULES = ["fusion", "link.base", "link.features", "link.global_link", "link.loc
            "link.selection",
            "operators", "simulate", "metrics.fidelity", "metrics.similarity", "metrics.contrast",
            "metrics.profiles",
-           "weights", "data", "io",
+           "weights", "weights.correlation", "weights.gcv", "weights.scale", "weights.sure",
+           "weights.misfit", "report", "baselines", "data", "io",
            "fourier", "experiments.sweep", "experiments.reproduce", "experiments.cases",
            "experiments.figures", "experiments.tables"]
 

@@ -38,8 +38,11 @@ from .sweep import fidelity, sweep
 from .tables import csv_text, markdown_table, write_text
 
 __all__ = ["reproduce", "Case", "paper_cases", "phantom_regions", "TAU4_FACTORS", "COLUMNS",
-           "RESULTS_MD", "RESULTS_CSV", "SWEEP_CSV", "SWEEP_FIGURE"]
+           "RESULTS_MD", "RESULTS_CSV", "SWEEP_CSV", "SWEEP_FIGURE", "PAPER_DEGREE"]
 
+#: The link degree of the paper on its phantom data (DESIGN.md section 4); ``fuse`` itself picks
+#: the degree by cross-validation.
+PAPER_DEGREE = 4
 #: The Fig. 8 sweep: ``tau4 = factor x`` the automatic value.
 TAU4_FACTORS = tuple(10.0 ** k for k in range(-3, 3))
 RESULTS_MD = "results.md"
@@ -109,8 +112,8 @@ def _run_case(case: Case, *, seed: int, max_iter: int, threads: Optional[int],
     _log(progress, f"{tag} baselines done in {times['MR-only'] + times['US-only']:.1f} s; "
                    f"fusing (max_iter {max_iter})")
     t = time.perf_counter()
-    res = fuse(sim.mr, sim.us, ratio=case.ratio, max_iter=max_iter, threads=threads,
-               planner_effort=DEFAULT_PLANNER)
+    res = fuse(sim.mr, sim.us, ratio=case.ratio, degree=PAPER_DEGREE, max_iter=max_iter,
+               threads=threads, planner_effort=DEFAULT_PLANNER)
     times["fusion"] = time.perf_counter() - t
     _log(progress, f"{tag} {res.message} in {times['fusion']:.1f} s")
     rows = _score_rows(case, "MR", sim.mr_true, bicubic,
@@ -152,8 +155,9 @@ def _markdown(rows, infos, sweep_info, *, seed, max_iter, threads, total, comman
          "10 log10(||clean||^2 / ||noise||^2), met exactly. Ground truths: " + truths + ".", "",
          "Methods: bicubic = aligned cubic interpolation of the MR observation; MR-only = "
          "`super_resolve` (tau by GCV); US-only = `despeckle` (weights from the data); fused "
-         "x, v = `fuse` (all weights from the data). Metrics (DESIGN.md section 9) against the "
-         "true MR (x-domain) or the true US (v-domain), after dividing estimate and truth by the "
+         f"x, v = `fuse` (all weights from the data, link degree {PAPER_DEGREE}). Metrics "
+         "(DESIGN.md section 9) against the true MR (x-domain) or the true US (v-domain), "
+         "after dividing estimate and truth by the "
          "truth's maximum: RMSE in units of that maximum, PSNR and MSSIM with data range 1; ISNR "
          "against the bicubic MR (MR domain) or the observed US (US domain), so those rows "
          "read 0.", "", "## Results", ""]
@@ -355,7 +359,8 @@ def reproduce(out_dir, *, max_iter: int = DEFAULT_MAX_ITER, seed: int = 0,
             sweep_res = sweep(sim.mr, sim.us, tau4=grid, region_a=region_a, region_b=region_b,
                               profile=prof, mr_true=sim.mr_true, us_true=sim.us_true,
                               max_workers=nt, progress=progress, ratio=case.ratio,
-                              max_iter=max_iter, planner_effort=DEFAULT_PLANNER)
+                              max_iter=max_iter, degree=PAPER_DEGREE,
+                              planner_effort=DEFAULT_PLANNER)
             files.append(sweep_res.to_csv(out / SWEEP_CSV, digits=_CSV_DIGITS,
                                           overwrite=overwrite))
             if plot:

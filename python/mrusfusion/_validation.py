@@ -38,8 +38,9 @@ def float_dtype(dtype) -> np.dtype:
 
 
 def as_image(a, name: str, *, dtype=None, min_size: int = 2,
-             allow_nonfinite: bool = False) -> np.ndarray:
-    """Validate a 2-D real image and return a C-contiguous native-endian float copy.
+             allow_nonfinite: bool = False, ndims: Tuple[int, ...] = (2,)) -> np.ndarray:
+    """Validate a real image (2-D, or 3-D where ``ndims`` allows) and return a C-contiguous
+    native-endian float copy.
 
     Parameters
     ----------
@@ -51,22 +52,27 @@ def as_image(a, name: str, *, dtype=None, min_size: int = 2,
         Force this float dtype; default: the dtype policy above.
     min_size : int
         Minimum size of each axis.
+    ndims : tuple of int
+        The dimensionalities accepted: (2,) for images, (2, 3) for images and volumes.
     """
+    kind = " or ".join(f"{d}-D" for d in ndims)
     if isinstance(a, (str, bytes)) or a is None:
-        raise TypeError(f"`{name}` must be a 2-D array of real numbers, got {type(a).__name__}")
+        raise TypeError(f"`{name}` must be a {kind} array of real numbers, "
+                        f"got {type(a).__name__}")
     try:
         arr = np.asarray(a)
     except Exception as exc:  # ragged lists and the like
-        raise TypeError(f"`{name}` must be a 2-D array of real numbers ({exc})") from None
+        raise TypeError(f"`{name}` must be a {kind} array of real numbers ({exc})") from None
     if arr.dtype == object or arr.dtype.kind not in "biuf":
         if arr.dtype.kind == "c":
             raise TypeError(f"`{name}` must be real, got complex dtype {arr.dtype}")
-        raise TypeError(f"`{name}` must be a 2-D array of real numbers, got dtype {arr.dtype}")
-    if arr.ndim != 2:
-        raise ValueError(f"`{name}` must be a 2-D array, got shape {arr.shape}")
+        raise TypeError(f"`{name}` must be a {kind} array of real numbers, "
+                        f"got dtype {arr.dtype}")
+    if arr.ndim not in ndims:
+        raise ValueError(f"`{name}` must be a {kind} array, got shape {arr.shape}")
     if min(arr.shape) < min_size:
-        raise ValueError(f"`{name}` must be at least {min_size}x{min_size} pixels, "
-                         f"got shape {arr.shape}")
+        side = "x".join([str(min_size)] * arr.ndim)
+        raise ValueError(f"`{name}` must be at least {side} pixels, got shape {arr.shape}")
     out_dtype = float_dtype(arr.dtype) if dtype is None else np.dtype(dtype)
     out = np.array(arr, dtype=out_dtype.newbyteorder("="), order="C", copy=True)
     if not allow_nonfinite and not np.isfinite(out).all():
@@ -190,16 +196,51 @@ def check_int(value, name: str, *, low: int, high: Optional[int] = None) -> int:
     return v
 
 
-def check_direction(u: Sequence[float], name: str = "scan_direction") -> Tuple[float, float]:
-    """A scan direction (u_v, u_h), normalised to unit length."""
+def check_direction(u: Sequence[float], name: str = "scan_direction",
+                    ndim: Optional[int] = None) -> Tuple[float, ...]:
+    """A scan direction with one component per axis (``(u_v, u_h)`` for an image, 3 for a
+    volume), normalised to unit length."""
     try:
-        uv, uh = (float(c) for c in u)
+        comps = tuple(float(c) for c in u)
     except (TypeError, ValueError):
-        raise TypeError(f"`{name}` must be a pair (u_v, u_h) of real numbers, got {u!r}") from None
-    n = float(np.hypot(uv, uh))
+        raise TypeError(f"`{name}` must be a pair (u_v, u_h) of real numbers (a triple for a "
+                        f"volume: one component per axis), got {u!r}") from None
+    want = (2, 3) if ndim is None else (ndim,)
+    if len(comps) not in want:
+        raise ValueError(f"`{name}` must have {' or '.join(map(str, want))} components (one per "
+                         f"axis), got {len(comps)}")
+    n = float(np.sqrt(sum(c * c for c in comps)))
     if not np.isfinite(n) or n == 0.0:
         raise ValueError(f"`{name}` must be a non-zero finite vector, got {u!r}")
-    return uv / n, uh / n
+    return tuple(c / n for c in comps)
+
+
+def check_spacing(spacing, ndim: int, name: str = "spacing") -> Optional[Tuple[float, ...]]:
+    """The fine grid's voxel size, one positive value per axis (None: isotropic)."""
+    if spacing is None:
+        return None
+    if np.ndim(spacing) == 0:
+        spacing = (spacing,) * ndim
+    try:
+        h = tuple(float(c) for c in spacing)
+    except (TypeError, ValueError):
+        raise TypeError(f"`{name}` must be a positive number or one per axis, "
+                        f"got {spacing!r}") from None
+    if len(h) != ndim:
+        raise ValueError(f"`{name}` must have {ndim} components (one per axis), got {len(h)}")
+    if not all(np.isfinite(c) and c > 0 for c in h):
+        raise ValueError(f"`{name}` must be positive and finite, got {spacing!r}")
+    return h
+
+
+def difference_weights(spacing: Optional[Sequence[float]]) -> Optional[Tuple[float, ...]]:
+    """The weights ``h_ref / h_a`` (``h_ref = min h``) of the differences (DESIGN.md 11), or
+    None on an isotropic grid (all weights 1)."""
+    if spacing is None:
+        return None
+    ref = min(spacing)
+    w = tuple(ref / h for h in spacing)
+    return None if all(c == 1.0 for c in w) else w
 
 
 def check_gradient(gradient: str) -> str:

@@ -4,7 +4,7 @@ A link maps the MR-domain image ``x`` to ``f(x, g(x))`` in the US domain. The en
 
 - ``coupling(x, v, mask, f, fx, fg, threads, kernels)``: ``sum m (v - f)^2`` and the values
   ``f``, ``f_x``, ``f_g`` written into the given buffers (one native pass);
-- ``grad``: the gradient map ``g`` (``.mode, .uv, .uh, .eps``), so that
+- ``grad``: the gradient map ``g`` (``.mode, .u, .eps, .weights``), so that
   ``J^T r = f_x r + Du^T (f_g r)`` is formed by the one ``jacobian_transpose`` kernel for every
   link (the coefficients do not depend on ``x``);
 - ``penalty()``: the ridge terms of the link (0 for the global link);
@@ -111,9 +111,10 @@ class LinkMethods:
         g = self.grad
         w1 = np.empty_like(x)
         w2 = np.empty_like(x) if g.mode == 1 else None
+        w3 = np.empty_like(x) if g.mode == 1 and x.ndim == 3 else None
         out = np.empty_like(x)
-        _core.jacobian_transpose(x, r, None, None, fx, fg, g.mode, g.uv, g.uh,
-                                 float(g.eps or 0.0), 1.0, w1, w2, out, nt)
+        _core.jacobian_transpose(x, r, None, None, fx, fg, g.mode, g.u,
+                                 float(g.eps or 0.0), 1.0, w1, w2, out, nt, g.weights, w3)
         return out
 
     def explained_variance(self, x, v, mask=None, *, threads: Optional[int] = None) -> float:

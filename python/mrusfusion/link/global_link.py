@@ -94,7 +94,7 @@ class PolynomialLink(LinkMethods):
         g = self.grad
         with np.errstate(over="ignore"):  # a coefficient beyond float32 becomes inf, and f shows it
             c = self.coeffs.astype(dtype)
-        return c, self.degree, g.mode, g.uv, g.uh, g.eps
+        return c, self.degree, g.mode, g.u, g.eps
 
     def coupling(self, x, v, mask, f, fx, fg, threads: int = 1, kernels=_core) -> float:
         """``sum m (v - f)^2``, writing ``f(x, g(x))``, ``f_x``, ``f_g`` where not None.
@@ -102,7 +102,8 @@ class PolynomialLink(LinkMethods):
         ``kernels`` is ``_core`` or its NumPy twins ``mrusfusion._reference``; arrays must be
         C-contiguous of one float dtype (the engine's buffers).
         """
-        return kernels.coupling_eval(x, *self._args(x.dtype), v, mask, f, fx, fg, threads)
+        return kernels.coupling_eval(x, *self._args(x.dtype), v, mask, f, fx, fg, threads,
+                                     self.grad.weights)
 
     def penalty(self) -> float:
         """The ridge terms of the link: none for the global link."""
@@ -276,8 +277,8 @@ def fit_polynomial(mr, us, degree: int = 4, *, gradient: str = "directional",
     fn = np.empty_like(x)
     ssr, fmax = float("nan"), float("nan")
     if np.isfinite(terms):
-        ssr = _core.coupling_eval(x, cn, d, gmap.mode, gmap.uv, gmap.uh, float(gmap.eps or 0.0),
-                                  y, m, fn, None, None, nt)
+        ssr = _core.coupling_eval(x, cn, d, gmap.mode, gmap.u, float(gmap.eps or 0.0),
+                                  y, m, fn, None, None, nt, gmap.weights)
         fmax = float(np.max(np.abs(fn[sel])))
     prec = "float32" if eps_eval > 1e-10 else "float64"
     if not terms * 1e3 * eps_eval <= fmax:  # also catches inf and NaN

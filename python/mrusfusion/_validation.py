@@ -207,12 +207,21 @@ def check_direction(u: Sequence[float], name: str = "scan_direction",
                         f"volume: one component per axis), got {u!r}") from None
     want = (2, 3) if ndim is None else (ndim,)
     if len(comps) not in want:
-        raise ValueError(f"`{name}` must have {' or '.join(map(str, want))} components (one per "
-                         f"axis), got {len(comps)}")
+        kind = "a pair (u_v, u_h)" if want == (2,) else f"{' or '.join(map(str, want))} numbers"
+        raise TypeError(f"`{name}` must be {kind}, one component per axis of the images, got "
+                        f"{len(comps)} components")
     n = float(np.sqrt(sum(c * c for c in comps)))
     if not np.isfinite(n) or n == 0.0:
         raise ValueError(f"`{name}` must be a non-zero finite vector, got {u!r}")
     return tuple(c / n for c in comps)
+
+
+def default_direction(u, ndim: int) -> Tuple[float, ...]:
+    """The scan direction for ``ndim`` axes; None is axial, down the rows: ``(1, 0)`` for an
+    image, ``(0, 1, 0)`` for a volume (down axis 1, the rows of each slice along axis 0)."""
+    if u is None:
+        return (1.0, 0.0) if ndim == 2 else (0.0, 1.0, 0.0)
+    return check_direction(u, ndim=ndim)
 
 
 def check_spacing(spacing, ndim: int, name: str = "spacing") -> Optional[Tuple[float, ...]]:
@@ -266,6 +275,42 @@ def infer_ratio(mr_shape, us_shape, ratio=None) -> int:
             f"us.shape={tuple(us_shape)} (ratios {r0:g} and {r1:g}); crop or resample the images "
             "so that us.shape == ratio * mr.shape, or pass `ratio`")
     return int(r0)
+
+
+def check_ratios(ratio, ndim: int) -> Tuple[int, ...]:
+    """A ratio for every axis: an int (the same on each) or one positive int per axis."""
+    if np.ndim(ratio) == 0:
+        return (check_int(ratio, "ratio", low=1, high=MAX_PIXELS),) * ndim
+    try:
+        comps = tuple(ratio)
+    except TypeError:
+        raise TypeError(f"`ratio` must be an integer or one per axis, got {ratio!r}") from None
+    if len(comps) != ndim:
+        raise ValueError(f"`ratio` must have {ndim} components (one per axis), got {len(comps)}")
+    return tuple(check_int(r, "ratio", low=1, high=MAX_PIXELS) for r in comps)
+
+
+def infer_ratios(mr_shape, us_shape, ratio=None) -> Tuple[int, ...]:
+    """The integer decimation ratio of each axis between the MR grid and the US grid (given, or
+    inferred per axis from the shapes)."""
+    nd = len(us_shape)
+    if ratio is not None:
+        s = check_ratios(ratio, nd)
+        want = tuple(r * m for r, m in zip(s, mr_shape))
+        check_grid_size(want)
+        if tuple(us_shape) != want:
+            raise ValueError(
+                f"`us` must have shape ratio * mr.shape = {want} for ratio={ratio}, got "
+                f"us.shape={tuple(us_shape)} and mr.shape={tuple(mr_shape)}")
+        return s
+    r = [u / m for u, m in zip(us_shape, mr_shape)]
+    if not all(float(v).is_integer() and v >= 1 for v in r):
+        raise ValueError(
+            f"cannot infer an integer ratio from mr.shape={tuple(mr_shape)} and "
+            f"us.shape={tuple(us_shape)} (ratios {', '.join(f'{v:g}' for v in r)}); crop or "
+            "resample the images so that us.shape == ratio * mr.shape on every axis, or pass "
+            "`ratio`")
+    return tuple(int(v) for v in r)
 
 
 def threads_arg(threads) -> int:

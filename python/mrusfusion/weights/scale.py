@@ -233,8 +233,9 @@ def noise_scale(y_u: np.ndarray, mask: Optional[np.ndarray] = None, *, window: i
     b_haar = _haar_scale(y, inside)
     b_win, count = _window_scale(y, inside, window, correlation.rho)
     if b_win is None:
+        side = "x".join([str(window)] * y.ndim)
         return NoiseScale(b_haar, 0.0, b_haar, float("nan"),
-                          f"haar (fallback: {count} {"x".join([str(window)] * y.ndim)} windows inside the image "
+                          f"haar (fallback: {count} {side} windows inside the image "
                           f"or mask, fewer than {MIN_WINDOWS})")
     t = b_haar / b_win if b_win > 0 else 1.0
     w = min(max((RATIO_WHITE - t) / (RATIO_WHITE - RATIO_CORRELATED), 0.0), 1.0)

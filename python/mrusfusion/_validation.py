@@ -55,21 +55,27 @@ def as_image(a, name: str, *, dtype=None, min_size: int = 2,
     ndims : tuple of int
         The dimensionalities accepted: (2,) for images, (2, 3) for images and volumes.
     """
-    kind = " or ".join(f"{d}-D" for d in ndims)
+    # Images first: the message names a 2-D array, and adds the volume where one is accepted.
+    kind = f"{ndims[0]}-D"
+    alt = f" (or a {ndims[1]}-D array, a volume)" if len(ndims) > 1 else ""
     if isinstance(a, (str, bytes)) or a is None:
         raise TypeError(f"`{name}` must be a {kind} array of real numbers, "
-                        f"got {type(a).__name__}")
+                        f"got {type(a).__name__}{alt}")
     try:
         arr = np.asarray(a)
     except Exception as exc:  # ragged lists and the like
-        raise TypeError(f"`{name}` must be a {kind} array of real numbers ({exc})") from None
+        raise TypeError(f"`{name}` must be a {kind} array of real numbers ({exc}){alt}") from None
     if arr.dtype == object or arr.dtype.kind not in "biuf":
         if arr.dtype.kind == "c":
             raise TypeError(f"`{name}` must be real, got complex dtype {arr.dtype}")
         raise TypeError(f"`{name}` must be a {kind} array of real numbers, "
-                        f"got dtype {arr.dtype}")
+                        f"got dtype {arr.dtype}{alt}")
     if arr.ndim not in ndims:
-        raise ValueError(f"`{name}` must be a {kind} array, got shape {arr.shape}")
+        raise ValueError(f"`{name}` must be a {kind} array, got shape {arr.shape}{alt}")
+    if arr.ndim > ndims[0] and min(arr.shape) < min_size:
+        raise ValueError(f"`{name}` must be a {kind} array, got shape {arr.shape} (a volume "
+                         f"needs at least {min_size} voxels on every axis; squeeze a singleton "
+                         "axis)")
     if min(arr.shape) < min_size:
         side = "x".join([str(min_size)] * arr.ndim)
         raise ValueError(f"`{name}` must be at least {side} pixels, got shape {arr.shape}")
@@ -305,9 +311,11 @@ def infer_ratios(mr_shape, us_shape, ratio=None) -> Tuple[int, ...]:
         return s
     r = [u / m for u, m in zip(us_shape, mr_shape)]
     if not all(float(v).is_integer() and v >= 1 for v in r):
+        text = [f"{v:g}" for v in r]
+        listed = ", ".join(text[:-1]) + " and " + text[-1]
         raise ValueError(
             f"cannot infer an integer ratio from mr.shape={tuple(mr_shape)} and "
-            f"us.shape={tuple(us_shape)} (ratios {', '.join(f'{v:g}' for v in r)}); crop or "
+            f"us.shape={tuple(us_shape)} (ratios {listed}); crop or "
             "resample the images so that us.shape == ratio * mr.shape on every axis, or pass "
             "`ratio`")
     return tuple(int(v) for v in r)

@@ -9,7 +9,7 @@ from the wisdom file afterwards (:mod:`mrusfusion.wisdom`).
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 import pyfftw
@@ -104,7 +104,8 @@ class FourierProblem:
     True
     """
 
-    def __init__(self, shape, ratio: int, psf: np.ndarray, dtype=np.float64, threads: int = 1,
+    def __init__(self, shape, ratio: Union[int, Tuple[int, ...]], psf: np.ndarray,
+                 dtype=np.float64, threads: int = 1,
                  y_m: Optional[np.ndarray] = None, planner_effort: str = DEFAULT_PLANNER,
                  kernels=_core, weights: Optional[Sequence[float]] = None):
         self.kernels = kernels

@@ -220,8 +220,8 @@ def fuse(mr, us, psf=None, *, ratio=None, degree: Optional[int] = None,
     y_m = as_image(mr, "mr", ndims=(2, 3))
     y_u = as_image(us, "us", ndims=(2, 3))
     if y_m.ndim != y_u.ndim:
-        raise ValueError(f"`mr` and `us` must have the same dimensionality, got shapes "
-                         f"{y_m.shape} and {y_u.shape}")
+        raise ValueError(f"`mr` must be a {y_u.ndim}-D array, got shape {y_m.shape}: `mr` and "
+                         f"`us` (shape {y_u.shape}) must have the same dimensionality")
     dtype = _common_dtype(y_m, y_u)
     y_m, y_u = y_m.astype(dtype, copy=False), y_u.astype(dtype, copy=False)
     ratios = infer_ratios(y_m.shape, y_u.shape, ratio)

@@ -300,7 +300,12 @@ def bicubic_upsample(y: np.ndarray, ratio) -> np.ndarray:
     s = _ratios(ratio, np.ndim(y))
     if all(r == 1 for r in s):
         return np.array(y, copy=True)
-    c = ndimage.spline_filter(np.asarray(y, dtype=np.float64), order=3, mode="grid-wrap")
+    c = np.asarray(y, dtype=np.float64)
+    # Separable: prefilter and evaluate only along the axes that are upsampled (an axis with
+    # ratio 1 keeps its samples as they are).
+    for axis, r in enumerate(s):
+        if r > 1:
+            c = ndimage.spline_filter1d(c, order=3, axis=axis, mode="grid-wrap")
     for axis, r in enumerate(s):
         if r > 1:
             c = _upsample_axis(c, r, axis)

@@ -12,7 +12,7 @@ MODULES = ["fusion", "link.base", "link.features", "link.global_link", "link.loc
            "weights.misfit", "report", "baselines", "data", "io",
            "fourier", "experiments.sweep", "experiments.reproduce", "experiments.cases",
            "experiments.figures", "experiments.tables", "experiments.realistic",
-           "experiments.measures", "result"]
+           "experiments.measures", "result", "batch.engine", "batch.manifest"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Optional
 
 from .. import io
-from ..fusion import DEFAULT_MAX_ITER, DEFAULT_TOL, fuse
+from ..fusion import fuse
 from ..report import figure_format, fusion_figure
-from .common import (PLOT_HINT, check_image_output, command_parser, finite_float, fusion_summary,
-                     nonnegative_float, nonnegative_int, output_paths_ok, positive_float,
-                     positive_int, say, show_progress, write_json)
+from .common import (PLOT_HINT, check_image_output, command_parser, fusion_summary,
+                     output_paths_ok, positive_float, positive_int, say, show_progress,
+                     write_json)
+from .options import add_model_options, fuse_options
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -65,43 +65,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--us-slice", type=int, metavar="K", help="image K of a US stack/volume")
     g.add_argument("--mr-variable", metavar="NAME", help="array NAME of an MR .npz/.mat file")
     g.add_argument("--us-variable", metavar="NAME", help="array NAME of a US .npz/.mat file")
-    m = p.add_argument_group("model (defaults: the paper's, weights from the data)")
-    m.add_argument("--degree", type=_degree, default=None, metavar="D",
-                   help="degree of the polynomial link, or 'auto' (default): the smallest "
-                        "degree within one standard error of the best blocked cross-validation "
-                        "error (the paper: 3 on simulations, 4 on real data)")
-    m.add_argument("--link", choices=("global", "local"), default="global",
-                   help="one polynomial for the image (default, the paper) or coefficients "
-                        "that vary smoothly over a grid of knots chosen by cross-validation")
-    m.add_argument("--refit-link", action="store_true",
-                   help="refit the link to the current x and v after each iteration (an exact "
-                        "third block of PALM)")
-    m.add_argument("--tau1", type=nonnegative_float, metavar="T",
-                   help="MR smoothness (larger: smoother x)")
-    m.add_argument("--tau2", type=positive_float, metavar="T",
-                   help="US data fidelity (larger: more speckle kept in v)")
-    m.add_argument("--tau3", type=nonnegative_float, metavar="T",
-                   help="US smoothness (larger: smoother v)")
-    m.add_argument("--tau4", type=positive_float, metavar="T",
-                   help="MR/US coupling (larger: x more US-like, sharper interfaces; smaller: "
-                        "more MR-like)")
-    m.add_argument("--gamma", type=positive_float, metavar="G",
-                   help="log-Rayleigh parameter of the US noise")
-    m.add_argument("--gradient", choices=("directional", "magnitude"), default="directional",
-                   help="g(x) of the link: derivative along the scan direction (the paper) or "
-                        "gradient magnitude (the authors' code) (default: %(default)s)")
-    m.add_argument("--scan-direction", type=finite_float, nargs=2, default=(1.0, 0.0),
-                   metavar=("UV", "UH"),
-                   help="US beam direction (rows, columns) for --gradient directional "
-                        "(default: 1 0, down the rows)")
-    m.add_argument("--psf", type=positive_float, nargs=2, metavar=("SIZE", "VARIANCE"),
-                   help="Gaussian MR point-spread function (default: 9 4, the paper's)")
-    s = p.add_argument_group("solver")
-    s.add_argument("--max-iter", type=nonnegative_int, default=DEFAULT_MAX_ITER, metavar="N",
-                   help="iteration cap (default: %(default)s)")
-    s.add_argument("--tol", type=nonnegative_float, default=DEFAULT_TOL, metavar="T",
-                   help="stop when the relative changes of x and v fall below T "
-                        "(default: %(default)s)")
+    s = add_model_options(p)
     s.add_argument("--threads", type=positive_int, metavar="N",
                    help="threads for the kernels and FFTs (default: MRUSFUSION_NUM_THREADS or "
                         "all cores, at most one per 65536 pixels)")
@@ -123,13 +87,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 _RATIO_SOURCES = {"ratio argument": "--ratio"}
 
 
-def _degree(text: str) -> Optional[int]:
-    """``--degree``: a positive integer, or ``auto`` (cross-validation)."""
-    if text.strip().lower() == "auto":
-        return None
-    return positive_int(text)
-
-
 def run(args) -> int:
     # Everything that can be refused is refused before loading and computing.
     output_paths_ok([("-o", args.output), ("--us-domain", args.us_domain),
@@ -139,12 +96,7 @@ def run(args) -> int:
     check_image_output(args.us_domain, "--us-domain")
     if args.report is not None:
         figure_format(args.report)
-    psf = None
-    if args.psf is not None:
-        size, variance = args.psf
-        if not float(size).is_integer() or size < 1:
-            raise ValueError(f"--psf SIZE must be a positive integer, got {size:g}")
-        psf = (int(size), float(variance))
+    options = fuse_options(args)  # refuses a bad --psf before loading anything
 
     mr_img = io.load(args.mr_path, spacing=args.mr_spacing, slice=args.mr_slice,
                      variable=args.mr_variable)
@@ -157,11 +109,8 @@ def run(args) -> int:
 
     say(args, f"MR {mr.shape[0]}x{mr.shape[1]}, US {us.shape[0]}x{us.shape[1]}, ratio {ratio} "
               f"(from {ratio_source})", *pair.notes)
-    res = fuse(mr, us, ratio=ratio, degree=args.degree, link=args.link,
-               refit_link=args.refit_link, tau1=args.tau1, tau2=args.tau2,
-               tau3=args.tau3, tau4=args.tau4, gamma=args.gamma, psf=psf, gradient=args.gradient,
-               scan_direction=tuple(args.scan_direction), max_iter=args.max_iter, tol=args.tol,
-               threads=args.threads, progress=show_progress(args))
+    res = fuse(mr, us, ratio=ratio, threads=args.threads, progress=show_progress(args),
+               **options)
 
     written = []
     nifti = (".nii", ".nii.gz")
@@ -187,7 +136,7 @@ def run(args) -> int:
             "grid_changes": pair.notes,
             "output_spacing_mm": pair.us_spacing,
             "outputs": {"x": str(args.output), "v": args.us_domain, "report": args.report},
-            "options": {"max_iter": args.max_iter, "tol": args.tol, "psf": psf,
+            "options": {"max_iter": args.max_iter, "tol": args.tol, "psf": options["psf"],
                         "threads": args.threads},
         }
         written.append(write_json(args.json, fusion_summary(res, **context),

@@ -219,3 +219,11 @@ def test_command_line_batch(tmp_path, capsys):
     assert "2 pair(s) fused" not in out and "broken:" in out
     np.testing.assert_allclose(np.load(tmp_path / "o" / "case1_v.npy"),
                                _direct(tmp_path, 1, degree=2).v, rtol=0, atol=1e-12)
+
+
+def test_without_dask_the_error_says_what_to_install(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
+    with pytest.raises(ImportError, match=r"mrusfusion\[distributed\]"):
+        fuse_many([(np.ones((4, 4)), np.ones((8, 8)))], out_dir=tmp_path)

@@ -24,5 +24,6 @@ __all__ = [
     "__version__", "get_num_threads", "set_num_threads", "show_config",
     "fuse", "super_resolve", "ProgressBar", "despeckle", "FusionResult", "IterationState",
     "fit_polynomial", "degree_residuals", "PolynomialLink", "simulate", "SimulationResult",
-    "Weights", "phantom", "phantom3d", "sample_pair", "pelvis_mr", "simulate_bmode", "RealisticSimulation",
+    "Weights", "phantom", "phantom3d", "sample_pair", "pelvis_mr", "simulate_bmode",
+    "RealisticSimulation",
 ]

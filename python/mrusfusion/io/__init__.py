@@ -11,8 +11,9 @@ factor, and :func:`prepare_pair` does all of that in one call.
 
 Modules: :mod:`.image` (the :class:`Image` type, dtype and spacing conventions),
 :mod:`.readers`, :mod:`.writers`, :mod:`.atomic`, :mod:`.geometry` (ratio, resampling,
-cropping), :mod:`.dicom` (DICOM files and series) and :mod:`.pairs` (:func:`prepare_pair`). A new file format is one reader function
-in ``readers.py`` and/or one writer in ``writers.py``, plus its extension in the table there.
+cropping), :mod:`.dicom` (DICOM files and series) and :mod:`.pairs` (:func:`prepare_pair`).
+A new file format is one reader function in ``readers.py`` and/or one writer in
+``writers.py``, plus its extension in the table there.
 
 Conventions
 -----------

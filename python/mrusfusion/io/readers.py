@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -208,8 +208,9 @@ def load(
     Parameters
     ----------
     path : str or os.PathLike
-        File to read, or with ``volume=True`` a folder holding one DICOM series. The format follows the extension: ``.nii``/``.nii.gz`` (NIfTI-1/2, via
-        nibabel), ``.dcm``/``.dicom`` (DICOM, via pydicom), ``.png``/``.jpg``/``.jpeg``
+        File to read, or with ``volume=True`` a folder holding one DICOM series. The format
+        follows the extension: ``.nii``/``.nii.gz`` (NIfTI-1/2, via nibabel),
+        ``.dcm``/``.dicom`` (DICOM, via pydicom), ``.png``/``.jpg``/``.jpeg``
         (via imageio), ``.tif``/``.tiff`` (via tifffile), ``.npy``/``.npz`` (NumPy) and
         ``.mat`` (MATLAB v5 via SciPy, v7.3 via h5py).
     slice : int, optional

@@ -54,10 +54,12 @@ def backscatter_levels(rng: np.random.Generator, k: int, range_db: float) -> np.
 
 def beam_derivative(z: np.ndarray, u) -> np.ndarray:
     """Central difference of ``z`` along the beam ``u`` (one component per axis), periodic."""
-    out = None
-    for axis, ua in enumerate(u):
-        term = ua * (0.5 * (np.roll(z, -1, axis=axis) - np.roll(z, 1, axis=axis)))
-        out = term if out is None else out + term
+    def central(axis: int) -> np.ndarray:
+        return 0.5 * (np.roll(z, -1, axis=axis) - np.roll(z, 1, axis=axis))
+
+    out = u[0] * central(0)
+    for axis in range(1, len(u)):
+        out = out + u[axis] * central(axis)
     return out
 
 

@@ -7,7 +7,7 @@ differences along the three axes, DESIGN.md section 11). The noise is the same i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Tuple, Union
+from typing import Tuple, Union, cast
 
 import numpy as np
 
@@ -171,10 +171,10 @@ def simulate(mr_hr, ratio: Union[int, Tuple[int, ...]] = 4, *, psf_size: int = 9
     rng = np.random.default_rng(seed)
     with np.errstate(over="ignore", invalid="ignore"):
         if volume:
-            clean_m = decimate(blur(x, psf), s)  # type: ignore[arg-type]
+            clean_m = decimate(blur(x, psf), cast(Tuple[int, ...], s))
             x_u = link_values(coeffs, degree, x, link_features(x, gradient, u, eps))
         else:
-            clean_m = Decimation(s).apply(Blur(psf, x.shape).apply(x))  # type: ignore[arg-type]
+            clean_m = Decimation(cast(int, s)).apply(Blur(psf, x.shape).apply(x))
             x_u = link.evaluate(x)
         e_m, e_u = float(np.sum(clean_m**2)), float(np.sum(x_u**2))
     for name, e in (("the blurred MR image", e_m), ("the noise-free US image", e_u)):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass, field
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union, cast
 
 import numpy as np
 from scipy import ndimage
@@ -120,8 +120,8 @@ def _seeds(seed, n: int):
 # --------------------------------------------------------------------------- simulator
 
 
-def simulate_bmode(mr_hr, ratio: Union[int, Tuple[int, ...]] = 4, *, mr_snr_db: float = 35.0, labels=None,
-                   n_classes: int = 4, backscatter: Optional[Sequence[float]] = None,
+def simulate_bmode(mr_hr, ratio: Union[int, Tuple[int, ...]] = 4, *, mr_snr_db: float = 35.0,
+                   labels=None, n_classes: int = 4, backscatter: Optional[Sequence[float]] = None,
                    backscatter_range_db: float = 30.0,
                    impedance: Optional[Sequence[float]] = None, specular_gain: float = 1.0,
                    texture: float = 0.12, texture_scale: float = 8.0, thin_layers: int = 2,
@@ -321,8 +321,8 @@ def simulate_bmode(mr_hr, ratio: Union[int, Tuple[int, ...]] = 4, *, mr_snr_db: 
     area = autocorrelation_area if volume else _grain_area
     grain = area(us_raw - true_raw, valid) if valid.any() else float("nan")
 
-    clean = (decimate(blur(mr_true, psf), ratios) if volume  # type: ignore[arg-type]
-             else Decimation(s).apply(Blur(psf, lab.shape).apply(mr_true)))
+    clean = (decimate(blur(mr_true, psf), ratios) if volume
+             else Decimation(cast(int, s)).apply(Blur(psf, lab.shape).apply(mr_true)))
     e_m = float(np.sum(clean**2))
     if not e_m > 0:
         raise ValueError("the blurred MR image is zero, so no noise level gives the requested "

@@ -9,8 +9,8 @@ from .. import io
 from ..fusion import DEFAULT_MAX_ITER, DEFAULT_TOL, fuse
 from ..report import figure_format, fusion_figure
 from .common import (PLOT_HINT, check_image_output, command_parser, finite_float, fusion_summary,
-                     nonnegative_float, nonnegative_int, output_paths_ok, positive_float,
-                     positive_int, say, show_progress, write_json)
+                     nonnegative_float, nonnegative_int, output_paths_ok, per_axis,
+                     positive_float, positive_int, ratio_value, say, show_progress, write_json)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -25,8 +25,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
             "MATLAB (.mat) files holding one 2-D image (or pick one with --mr-slice/--us-slice, "
             "--mr-variable/--us-variable). The two images must be registered and start at the "
             "same top-left corner.\n\n"
+            "Volumes: a 3-D file (NIfTI volume, a folder holding a DICOM series, a 3-D .npy/"
+            ".npz/.mat array) is read whole unless a slice is picked; two volumes are fused on "
+            "the US grid with one ratio per axis, and a NIfTI output carries the US volume's "
+            "affine. (The fusion engine of this version may take 2-D images only; it then says "
+            "so, and --mr-slice/--us-slice fuse one slice.)\n\n"
             "Decimation ratio: from the pixel spacings when both are known (from the files or "
-            "--mr-spacing/--us-spacing), which must give one integer ratio (or use "
+            "--mr-spacing/--us-spacing), which must give one integer ratio per axis (or use "
             "--resample-us); else --ratio; else the shapes (US shape = ratio x MR shape). --crop "
             "crops both "
             "images to their common field of view.\n\n"
@@ -41,7 +46,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                  "--json fused.json\n"
                  "mrusfusion fuse mr.npy us.npy -o fused.npy --ratio 2 --max-iter 100 --tau4 0.5\n"
                  "mrusfusion fuse mr.png us.png -o fused.npz --mr-spacing 1 1 --us-spacing 0.26 "
-                 "0.26 --resample-us --crop"))
+                 "0.26 --resample-us --crop\n"
+                 "mrusfusion fuse mr_t1.nii.gz us_volume.nii.gz -o fused.nii.gz  # ratio per "
+                 "axis from the voxel sizes\n"
+                 "mrusfusion fuse mr.npy us.npy -o fused.nii.gz --ratio 2,2,4 --us-spacing 0.5 "
+                 "0.5 1"))
     p.add_argument("mr_path", metavar="MR_PATH", help="MR image (low resolution)")
     p.add_argument("us_path", metavar="US_PATH", help="US image (B-mode, log-compressed), "
                                                       "registered to the MR image")
@@ -49,12 +58,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="where to write the fused image x (.npy, .npz, .nii, .nii.gz, .png, "
                         ".tif, .mat)")
     g = p.add_argument_group("grids and spacing")
-    g.add_argument("--ratio", type=positive_int, metavar="N",
-                   help="decimation ratio: one MR pixel covers NxN US pixels")
-    g.add_argument("--mr-spacing", type=positive_float, nargs=2, metavar=("R", "C"),
-                   help="MR pixel spacing (rows, columns) in mm; overrides the file's")
-    g.add_argument("--us-spacing", type=positive_float, nargs=2, metavar=("R", "C"),
-                   help="US pixel spacing (rows, columns) in mm; overrides the file's")
+    g.add_argument("--ratio", type=ratio_value, metavar="N|A,B,C",
+                   help="decimation ratio: one MR pixel covers NxN US pixels; for volumes N "
+                        "or one per axis, e.g. 2,2,4")
+    g.add_argument("--mr-spacing", type=positive_float, nargs="+", metavar="MM",
+                   help="MR pixel spacing (rows, columns; three values for a volume) in mm; "
+                        "overrides the file's")
+    g.add_argument("--us-spacing", type=positive_float, nargs="+", metavar="MM",
+                   help="US pixel spacing (rows, columns; three values for a volume) in mm; "
+                        "overrides the file's")
     g.add_argument("--resample-us", action="store_true",
                    help="resample the US image (cubic) so its spacing divides the MR spacing "
                         "by the nearest integer ratio; needs both spacings")
@@ -90,10 +102,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     m.add_argument("--gradient", choices=("directional", "magnitude"), default="directional",
                    help="g(x) of the link: derivative along the scan direction (the paper) or "
                         "gradient magnitude (the authors' code) (default: %(default)s)")
-    m.add_argument("--scan-direction", type=finite_float, nargs=2, default=(1.0, 0.0),
-                   metavar=("UV", "UH"),
-                   help="US beam direction (rows, columns) for --gradient directional "
-                        "(default: 1 0, down the rows)")
+    m.add_argument("--scan-direction", type=finite_float, nargs="+", metavar="U",
+                   help="US beam direction (rows, columns; three components for a volume) "
+                        "for --gradient directional (default: down the rows, 1 0 or 1 0 0)")
     m.add_argument("--psf", type=positive_float, nargs=2, metavar=("SIZE", "VARIANCE"),
                    help="Gaussian MR point-spread function (default: 9 4, the paper's)")
     s = p.add_argument_group("solver")
@@ -146,22 +157,41 @@ def run(args) -> int:
             raise ValueError(f"--psf SIZE must be a positive integer, got {size:g}")
         psf = (int(size), float(variance))
 
-    mr_img = io.load(args.mr_path, spacing=args.mr_spacing, slice=args.mr_slice,
-                     variable=args.mr_variable)
-    us_img = io.load(args.us_path, spacing=args.us_spacing, slice=args.us_slice,
-                     variable=args.us_variable)
+    mr_spacing = per_axis(args.mr_spacing, "--mr-spacing")
+    us_spacing = per_axis(args.us_spacing, "--us-spacing")
+    scan = per_axis(args.scan_direction, "--scan-direction")
+    # A file holding a volume is read whole unless a slice is picked (a 2-D file stays 2-D).
+    mr_img = io.load(args.mr_path, spacing=mr_spacing, slice=args.mr_slice,
+                     variable=args.mr_variable, volume=args.mr_slice is None)
+    us_img = io.load(args.us_path, spacing=us_spacing, slice=args.us_slice,
+                     variable=args.us_variable, volume=args.us_slice is None)
     pair = io.prepare_pair(mr_img, us_img, ratio=args.ratio, resample_us=args.resample_us,
                            crop=args.crop)
     mr, us, ratio = pair.mr, pair.us, pair.ratio
     ratio_source = _RATIO_SOURCES.get(pair.ratio_source, pair.ratio_source)
+    volume = mr.ndim == 3
+    if volume:
+        for option, path in (("-o", args.output), ("--us-domain", args.us_domain)):
+            if path is not None and str(path).lower().endswith(".png"):
+                raise ValueError(f"{option} {path}: a volume cannot be written to PNG; use "
+                                 ".nii.gz (keeps the US affine), .npz or .npy")
+    if scan is None:
+        scan = (1.0,) + (0.0,) * (mr.ndim - 1)
 
-    say(args, f"MR {mr.shape[0]}x{mr.shape[1]}, US {us.shape[0]}x{us.shape[1]}, ratio {ratio} "
-              f"(from {ratio_source})", *pair.notes)
-    res = fuse(mr, us, ratio=ratio, degree=args.degree, link=args.link,
-               refit_link=args.refit_link, tau1=args.tau1, tau2=args.tau2,
-               tau3=args.tau3, tau4=args.tau4, gamma=args.gamma, psf=psf, gradient=args.gradient,
-               scan_direction=tuple(args.scan_direction), max_iter=args.max_iter, tol=args.tol,
-               threads=args.threads, progress=show_progress(args))
+    say(args, pair.message.replace("ratio argument", "--ratio"), *pair.notes)
+    try:
+        res = fuse(mr, us, ratio=ratio, degree=args.degree,  # type: ignore[arg-type]
+                   link=args.link,
+                   refit_link=args.refit_link, tau1=args.tau1, tau2=args.tau2,
+                   tau3=args.tau3, tau4=args.tau4, gamma=args.gamma, psf=psf,
+                   gradient=args.gradient, scan_direction=scan, max_iter=args.max_iter,
+                   tol=args.tol, threads=args.threads, progress=show_progress(args))
+    except (ValueError, TypeError) as exc:
+        if not volume:
+            raise
+        hint = ("; this version's fusion engine takes 2-D images only: fuse one slice with "
+                "--mr-slice K --us-slice K" if "2-D" in str(exc) else "")
+        raise ValueError(f"fuse refused the volumes ({pair.message}): {exc}{hint}") from None
 
     written = []
     nifti = (".nii", ".nii.gz")
@@ -169,7 +199,7 @@ def run(args) -> int:
     def save(path, data):
         affine = pair.us_affine if str(path).lower().endswith(nifti) else None
         written.append(io.save(path, data, spacing=pair.us_spacing, affine=affine,
-                               overwrite=args.overwrite))
+                               overwrite=args.overwrite, volume=volume))
 
     save(args.output, res.x)
     if args.us_domain is not None:

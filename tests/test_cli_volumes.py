@@ -96,3 +96,23 @@ def test_fuse_refuses_bad_volume_options_before_computing(tmp_path, capsys):
     assert main("fuse", mr_p, us_p, "-o", tmp_path / "s.npy", "--mr-slice", 0, "--us-slice", 0,
                 "--ratio", 2, "--max-iter", 1, "-q") == 0
     assert np.load(tmp_path / "s.npy").shape == (16, 16)
+
+
+def test_fuse_restricts_to_the_us_field_of_view(tmp_path, capsys):
+    # A 2-D pair whose US fills a disc in a zero-padded grid.
+    rng = np.random.default_rng(1)
+    us = 0.2 + 0.6 * rng.random((32, 32))
+    i, j = np.indices(us.shape)
+    us[(i - 16) ** 2 + (j - 16) ** 2 > 14**2] = 0.0
+    mr = rng.random((16, 16)) + 0.5
+    np.save(tmp_path / "mr.npy", mr)
+    np.save(tmp_path / "us.npy", us)
+    assert main("fuse", tmp_path / "mr.npy", tmp_path / "us.npy", "-o", tmp_path / "x.npy",
+                "--fov-threshold", 1e-6, "--max-iter", 2, "--json", tmp_path / "x.json") == 0
+    assert "field of view: " in capsys.readouterr().out
+    info = json.loads((tmp_path / "x.json").read_text())
+    inside = ((i - 16) ** 2 + (j - 16) ** 2 <= 14**2).mean()
+    assert info["field_of_view_fraction"] == pytest.approx(inside)
+    assert main("fuse", tmp_path / "mr.npy", tmp_path / "us.npy", "-o", tmp_path / "y.npy",
+                "--fov-threshold", 5) == 2
+    assert "threshold" in one_error_line(capsys)

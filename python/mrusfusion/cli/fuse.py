@@ -73,6 +73,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--crop", action="store_true",
                    help="crop both images (bottom rows, right columns) to their common field of "
                         "view with US shape = ratio x MR shape")
+    g.add_argument("--fov-threshold", type=finite_float, metavar="T",
+                   help="fuse only within the US field of view: the pixels above T, holes "
+                        "filled (a fan or cone padded with zeros or tiny values; e.g. 1e-6)")
     g.add_argument("--mr-slice", type=int, metavar="K", help="image K of an MR stack/volume")
     g.add_argument("--us-slice", type=int, metavar="K", help="image K of a US stack/volume")
     g.add_argument("--mr-variable", metavar="NAME", help="array NAME of an MR .npz/.mat file")
@@ -165,8 +168,10 @@ def run(args) -> int:
                      variable=args.mr_variable, volume=args.mr_slice is None)
     us_img = io.load(args.us_path, spacing=us_spacing, slice=args.us_slice,
                      variable=args.us_variable, volume=args.us_slice is None)
+    fov = (None if args.fov_threshold is None
+           else io.field_of_view(us_img, threshold=args.fov_threshold))
     pair = io.prepare_pair(mr_img, us_img, ratio=args.ratio, resample_us=args.resample_us,
-                           crop=args.crop)
+                           crop=args.crop, mask=fov)
     mr, us, ratio = pair.mr, pair.us, pair.ratio
     ratio_source = _RATIO_SOURCES.get(pair.ratio_source, pair.ratio_source)
     volume = mr.ndim == 3
@@ -178,14 +183,18 @@ def run(args) -> int:
     if scan is None:
         scan = (1.0,) + (0.0,) * (mr.ndim - 1)
 
-    say(args, pair.message.replace("ratio argument", "--ratio"), *pair.notes)
+    notes = list(pair.notes)
+    if pair.mask is not None:
+        notes.append(f"field of view: {100 * pair.mask.mean():.1f}% of the US grid")
+    say(args, pair.message.replace("ratio argument", "--ratio"), *notes)
     try:
         res = fuse(mr, us, ratio=ratio, degree=args.degree,  # type: ignore[arg-type]
                    link=args.link,
                    refit_link=args.refit_link, tau1=args.tau1, tau2=args.tau2,
                    tau3=args.tau3, tau4=args.tau4, gamma=args.gamma, psf=psf,
                    gradient=args.gradient, scan_direction=scan, max_iter=args.max_iter,
-                   tol=args.tol, threads=args.threads, progress=show_progress(args))
+                   tol=args.tol, threads=args.threads, progress=show_progress(args),
+                   mask=pair.mask)
     except (ValueError, TypeError) as exc:
         if not volume:
             raise
@@ -215,6 +224,7 @@ def run(args) -> int:
             "fused_shapes": {"mr": mr.shape, "us": us.shape},
             "ratio_source": ratio_source,
             "grid_changes": pair.notes,
+            "field_of_view_fraction": None if pair.mask is None else float(pair.mask.mean()),
             "output_spacing_mm": pair.us_spacing,
             "outputs": {"x": str(args.output), "v": args.us_domain, "report": args.report},
             "options": {"max_iter": args.max_iter, "tol": args.tol, "psf": psf,

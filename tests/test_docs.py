@@ -11,7 +11,8 @@ MODULES = ["fusion", "link.base", "link.features", "link.global_link", "link.loc
            "weights", "weights.correlation", "weights.gcv", "weights.scale", "weights.sure",
            "weights.misfit", "report", "baselines", "data", "data.phantom3d", "io",
            "fourier", "experiments.sweep", "experiments.reproduce", "experiments.cases",
-           "experiments.figures", "experiments.tables"]
+           "experiments.figures", "experiments.tables", "experiments.realistic",
+           "experiments.measures", "result", "batch.engine", "batch.manifest"]
 
 
 @pytest.mark.parametrize("name", MODULES)

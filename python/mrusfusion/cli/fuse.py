@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Optional
 
 from .. import io
-from ..fusion import DEFAULT_MAX_ITER, DEFAULT_TOL, fuse
+from ..fusion import fuse
 from ..report import figure_format, fusion_figure
 from .common import (PLOT_HINT, check_image_output, command_parser, finite_float, fusion_summary,
-                     nonnegative_float, nonnegative_int, output_paths_ok, per_axis,
-                     positive_float, positive_int, ratio_value, say, show_progress, write_json)
+                     output_paths_ok, per_axis, positive_float, positive_int, ratio_value, say,
+                     show_progress, write_json)
+from .options import add_model_options, fuse_options
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -80,42 +80,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--us-slice", type=int, metavar="K", help="image K of a US stack/volume")
     g.add_argument("--mr-variable", metavar="NAME", help="array NAME of an MR .npz/.mat file")
     g.add_argument("--us-variable", metavar="NAME", help="array NAME of a US .npz/.mat file")
-    m = p.add_argument_group("model (defaults: the paper's, weights from the data)")
-    m.add_argument("--degree", type=_degree, default=None, metavar="D",
-                   help="degree of the polynomial link, or 'auto' (default): the smallest "
-                        "degree within one standard error of the best blocked cross-validation "
-                        "error (the paper: 3 on simulations, 4 on real data)")
-    m.add_argument("--link", choices=("global", "local"), default="global",
-                   help="one polynomial for the image (default, the paper) or coefficients "
-                        "that vary smoothly over a grid of knots chosen by cross-validation")
-    m.add_argument("--refit-link", action="store_true",
-                   help="refit the link to the current x and v after each iteration (an exact "
-                        "third block of PALM)")
-    m.add_argument("--tau1", type=nonnegative_float, metavar="T",
-                   help="MR smoothness (larger: smoother x)")
-    m.add_argument("--tau2", type=positive_float, metavar="T",
-                   help="US data fidelity (larger: more speckle kept in v)")
-    m.add_argument("--tau3", type=nonnegative_float, metavar="T",
-                   help="US smoothness (larger: smoother v)")
-    m.add_argument("--tau4", type=positive_float, metavar="T",
-                   help="MR/US coupling (larger: x more US-like, sharper interfaces; smaller: "
-                        "more MR-like)")
-    m.add_argument("--gamma", type=positive_float, metavar="G",
-                   help="log-Rayleigh parameter of the US noise")
-    m.add_argument("--gradient", choices=("directional", "magnitude"), default="directional",
-                   help="g(x) of the link: derivative along the scan direction (the paper) or "
-                        "gradient magnitude (the authors' code) (default: %(default)s)")
-    m.add_argument("--scan-direction", type=finite_float, nargs="+", metavar="U",
-                   help="US beam direction (rows, columns; three components for a volume) "
-                        "for --gradient directional (default: down the rows, 1 0 or 1 0 0)")
-    m.add_argument("--psf", type=positive_float, nargs=2, metavar=("SIZE", "VARIANCE"),
-                   help="Gaussian MR point-spread function (default: 9 4, the paper's)")
-    s = p.add_argument_group("solver")
-    s.add_argument("--max-iter", type=nonnegative_int, default=DEFAULT_MAX_ITER, metavar="N",
-                   help="iteration cap (default: %(default)s)")
-    s.add_argument("--tol", type=nonnegative_float, default=DEFAULT_TOL, metavar="T",
-                   help="stop when the relative changes of x and v fall below T "
-                        "(default: %(default)s)")
+    s = add_model_options(p)
     s.add_argument("--threads", type=positive_int, metavar="N",
                    help="threads for the kernels and FFTs (default: MRUSFUSION_NUM_THREADS or "
                         "all cores, at most one per 65536 pixels)")
@@ -137,13 +102,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 _RATIO_SOURCES = {"ratio argument": "--ratio"}
 
 
-def _degree(text: str) -> Optional[int]:
-    """``--degree``: a positive integer, or ``auto`` (cross-validation)."""
-    if text.strip().lower() == "auto":
-        return None
-    return positive_int(text)
-
-
 def run(args) -> int:
     # Everything that can be refused is refused before loading and computing.
     output_paths_ok([("-o", args.output), ("--us-domain", args.us_domain),
@@ -153,16 +111,10 @@ def run(args) -> int:
     check_image_output(args.us_domain, "--us-domain")
     if args.report is not None:
         figure_format(args.report)
-    psf = None
-    if args.psf is not None:
-        size, variance = args.psf
-        if not float(size).is_integer() or size < 1:
-            raise ValueError(f"--psf SIZE must be a positive integer, got {size:g}")
-        psf = (int(size), float(variance))
+    options = fuse_options(args)  # refuses a bad --psf before loading anything
 
     mr_spacing = per_axis(args.mr_spacing, "--mr-spacing")
     us_spacing = per_axis(args.us_spacing, "--us-spacing")
-    scan = per_axis(args.scan_direction, "--scan-direction")
     # A file holding a volume is read whole unless a slice is picked (a 2-D file stays 2-D).
     mr_img = io.load(args.mr_path, spacing=mr_spacing, slice=args.mr_slice,
                      variable=args.mr_variable, volume=args.mr_slice is None)
@@ -180,21 +132,16 @@ def run(args) -> int:
             if path is not None and str(path).lower().endswith(".png"):
                 raise ValueError(f"{option} {path}: a volume cannot be written to PNG; use "
                                  ".nii.gz (keeps the US affine), .npz or .npy")
-    if scan is None:
-        scan = (1.0,) + (0.0,) * (mr.ndim - 1)
+        if args.scan_direction is None:
+            options["scan_direction"] = (1.0, 0.0, 0.0)
 
     notes = list(pair.notes)
     if pair.mask is not None:
         notes.append(f"field of view: {100 * pair.mask.mean():.1f}% of the US grid")
     say(args, pair.message.replace("ratio argument", "--ratio"), *notes)
     try:
-        res = fuse(mr, us, ratio=ratio, degree=args.degree,  # type: ignore[arg-type]
-                   link=args.link,
-                   refit_link=args.refit_link, tau1=args.tau1, tau2=args.tau2,
-                   tau3=args.tau3, tau4=args.tau4, gamma=args.gamma, psf=psf,
-                   gradient=args.gradient, scan_direction=scan, max_iter=args.max_iter,
-                   tol=args.tol, threads=args.threads, progress=show_progress(args),
-                   mask=pair.mask)
+        res = fuse(mr, us, ratio=ratio, threads=args.threads,  # type: ignore[arg-type]
+                   progress=show_progress(args), mask=pair.mask, **options)
     except (ValueError, TypeError) as exc:
         if not volume:
             raise
@@ -227,7 +174,7 @@ def run(args) -> int:
             "field_of_view_fraction": None if pair.mask is None else float(pair.mask.mean()),
             "output_spacing_mm": pair.us_spacing,
             "outputs": {"x": str(args.output), "v": args.us_domain, "report": args.report},
-            "options": {"max_iter": args.max_iter, "tol": args.tol, "psf": psf,
+            "options": {"max_iter": args.max_iter, "tol": args.tol, "psf": options["psf"],
                         "threads": args.threads},
         }
         written.append(write_json(args.json, fusion_summary(res, **context),

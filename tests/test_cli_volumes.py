@@ -85,7 +85,7 @@ def test_fuse_refuses_bad_volume_options_before_computing(tmp_path, capsys):
     assert main("fuse", mr_p, us_p, "-o", tmp_path / "x.png") == 2
     assert "cannot be written to PNG" in one_error_line(capsys)
     assert main("fuse", mr_p, us_p, "-o", tmp_path / "x.npy", "--us-spacing", 0.5, 0.5) == 2
-    assert "3 positive finite numbers" in one_error_line(capsys)
+    assert "--us-spacing: `spacing` must be 3 positive finite numbers" in one_error_line(capsys)
     assert main("fuse", mr_p, us_p, "-o", tmp_path / "x.npy", "--ratio", "2,2,2") == 2
     assert "contradicts" in one_error_line(capsys)
     # Spacings 1 x 1 x 2.5 against 0.5 x 0.5 x 1: refused, naming the spacings.

@@ -63,17 +63,34 @@ def test_a_volume_is_refused_without_volume_true(tmp_path):
         save(tmp_path / "x.png", _volume(), volume=True)
 
 
-def test_npz_and_mat_volumes_keep_three_spacings(tmp_path):
+def test_npz_mat_and_tiff_volumes(tmp_path):
     vol = _volume(dtype=np.float64)
     for name in ("v.npz", "v.mat"):
         out = load(save(tmp_path / name, vol, spacing=(0.5, 0.5, 3.0), volume=True), volume=True)
         np.testing.assert_array_equal(out.data, vol)
         assert out.spacing == pytest.approx((0.5, 0.5, 3.0))
+    pytest.importorskip("tifffile")
+    pages = load(save(tmp_path / "v.tif", vol, volume=True), volume=True)
+    np.testing.assert_array_equal(pages.data, vol.astype(np.float32))  # TIFF stores float32
     # A 2-D file read with volume=True is still its image.
     assert load(save(tmp_path / "i.npy", vol[0]), volume=True).ndim == 2
 
 
 # --------------------------------------------------------------------------- DICOM series
+
+
+def test_multiframe_dicom_volume_takes_the_slice_step(tmp_path):
+    pytest.importorskip("pydicom")
+    from pydicom.uid import generate_uid
+
+    frames = np.random.default_rng(4).integers(0, 1000, (3, 5, 6))
+    path = tmp_path / "mf.dcm"
+    _dicom_slice(path, frames, (0, 0, 0), (1, 0, 0, 0, 1, 0), (0.7, 0.8), generate_uid(),
+                 NumberOfFrames=3, SpacingBetweenSlices=2.0)
+    out = load(path, volume=True)
+    np.testing.assert_array_equal(out.data, frames)
+    assert out.spacing == pytest.approx((2.0, 0.7, 0.8))
+    np.testing.assert_array_equal(load(path, slice=1).data, frames[1])
 
 
 def _dicom_slice(path, pixels, position, orientation, spacing, uid, **extra):
@@ -91,7 +108,7 @@ def _dicom_slice(path, pixels, position, orientation, spacing, uid, **extra):
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
     ds.SeriesInstanceUID = uid
     ds.Modality = "MR"
-    ds.Rows, ds.Columns = pixels.shape
+    ds.Rows, ds.Columns = pixels.shape[-2:]
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
     ds.BitsAllocated = ds.BitsStored = 16

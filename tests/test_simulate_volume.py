@@ -114,6 +114,10 @@ def test_protocol_3d_bad_input():
         simulate(x, ratio=(2, 2, 16))
     with pytest.raises(ValueError, match="2-D"):
         simulate(np.zeros((4, 4, 4, 4)), ratio=2)
+    with pytest.raises(ValueError, match="PSF"):  # a volume too small for the 9x9x9 PSF
+        simulate(x, ratio=2)
+    with pytest.raises(ValueError, match="psf_size"):
+        simulate(phantom3d((16, 16, 16)), ratio=2, psf_size=(9, 9))
 
 
 def test_protocol_2d_is_the_engine_composition():

@@ -102,6 +102,18 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 _RATIO_SOURCES = {"ratio argument": "--ratio"}
 
 
+def _load(path, spacing, slice_, variable, option: str) -> io.Image:
+    """A file holding a volume is read whole unless a slice is picked (a 2-D file stays 2-D);
+    a spacing of the wrong length is reported under its option's name."""
+    try:
+        return io.load(path, spacing=spacing, slice=slice_, variable=variable,
+                       volume=slice_ is None)
+    except ValueError as exc:
+        if str(exc).startswith("`spacing`"):
+            raise ValueError(f"{option}: {exc}") from None
+        raise
+
+
 def run(args) -> int:
     # Everything that can be refused is refused before loading and computing.
     output_paths_ok([("-o", args.output), ("--us-domain", args.us_domain),
@@ -115,11 +127,8 @@ def run(args) -> int:
 
     mr_spacing = per_axis(args.mr_spacing, "--mr-spacing")
     us_spacing = per_axis(args.us_spacing, "--us-spacing")
-    # A file holding a volume is read whole unless a slice is picked (a 2-D file stays 2-D).
-    mr_img = io.load(args.mr_path, spacing=mr_spacing, slice=args.mr_slice,
-                     variable=args.mr_variable, volume=args.mr_slice is None)
-    us_img = io.load(args.us_path, spacing=us_spacing, slice=args.us_slice,
-                     variable=args.us_variable, volume=args.us_slice is None)
+    mr_img = _load(args.mr_path, mr_spacing, args.mr_slice, args.mr_variable, "--mr-spacing")
+    us_img = _load(args.us_path, us_spacing, args.us_slice, args.us_variable, "--us-spacing")
     fov = (None if args.fov_threshold is None
            else io.field_of_view(us_img, threshold=args.fov_threshold))
     pair = io.prepare_pair(mr_img, us_img, ratio=args.ratio, resample_us=args.resample_us,

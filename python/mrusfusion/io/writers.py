@@ -68,7 +68,10 @@ def _write_png(tmp: str, data, spacing, affine, bit_depth, variable) -> None:
 
 def _write_tiff(tmp: str, data, spacing, affine, bit_depth, variable) -> None:
     tifffile = require("tifffile", "writing TIFF files")
-    tifffile.imwrite(tmp, data.astype(np.float32))
+    if data.ndim == 3:  # pages of grey, never RGB
+        tifffile.imwrite(tmp, data.astype(np.float32), photometric="minisblack")
+    else:
+        tifffile.imwrite(tmp, data.astype(np.float32))
 
 
 def _write_mat(tmp: str, data, spacing, affine, bit_depth, variable) -> None:

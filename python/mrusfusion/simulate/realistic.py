@@ -84,18 +84,6 @@ class RealisticSimulation:
 # --------------------------------------------------------------------------- helpers
 
 
-def _grain_area(residual: np.ndarray, valid: np.ndarray) -> float:
-    """Area (px) where the normalised periodic autocorrelation of the residual exceeds 1/2,
-    counted on the connected lobe around zero lag."""
-    r = np.where(valid, residual - residual[valid].mean(), 0.0)
-    f = np.fft.rfft2(r)
-    ac = np.fft.irfft2(f * np.conj(f), s=r.shape)
-    ac = np.fft.fftshift(ac / ac[0, 0])
-    lobes, _ = ndimage.label(ac > 0.5)
-    centre = lobes[r.shape[0] // 2, r.shape[1] // 2]
-    return float(np.count_nonzero(lobes == centre))
-
-
 def _us_psf(shape, u, wavelength: float, axial_sigma: float, lateral_sigma: float) -> np.ndarray:
     """Complex baseband PSF on the periodic grid, centred at [0, 0], with ``sum |h|^2 = 1``."""
     di = np.fft.fftfreq(shape[0]) * shape[0]
@@ -318,8 +306,7 @@ def simulate_bmode(mr_hr, ratio: Union[int, Tuple[int, ...]] = 4, *, mr_snr_db: 
     us_raw = alpha * np.log(np.maximum(env, tiny) / ref) + 1.0
     true_raw = alpha * np.log(sigma / ref) + 1.0
     valid = (us_raw > 0) & (us_raw < 1) & (true_raw > 0) & (true_raw < 1)
-    area = autocorrelation_area if volume else _grain_area
-    grain = area(us_raw - true_raw, valid) if valid.any() else float("nan")
+    grain = autocorrelation_area(us_raw - true_raw, valid) if valid.any() else float("nan")
 
     clean = (decimate(blur(mr_true, psf), ratios) if volume
              else Decimation(cast(int, s)).apply(Blur(psf, lab.shape).apply(mr_true)))

@@ -218,7 +218,8 @@ def load(
         3-D MATLAB array, along the first axis of a multi-frame DICOM, a multi-page TIFF or a
         3-D NumPy array. Required for stacks of more than one image, refused for 2-D files.
     spacing : float or (float, float), optional
-        Pixel spacing ``(row, col)`` in mm; overrides whatever the file says. The only way to
+        Pixel spacing ``(row, col)`` in mm (one value per axis of a volume); overrides
+        whatever the file says. The only way to
         attach a spacing to PNG, TIFF, JPEG and ``.npy`` files.
     variable : str, optional
         Name of the array to read from a ``.npz`` or ``.mat`` container; needed only when the
@@ -241,8 +242,11 @@ def load(
         If ``path`` does not exist.
     ValueError
         If the extension is not supported (the message lists the supported ones), a volume
-        is read without ``slice=``, the container holds several arrays and ``variable`` is
-        missing, or the data are not a real 2-D image.
+        is read without ``slice=`` or ``volume=True``, the container holds several arrays and
+        ``variable`` is missing, the data are not a real 2-D image (or 3-D volume), or a DICOM
+        series is not one evenly spaced volume.
+    IsADirectoryError
+        If ``path`` is a folder and ``volume`` is false.
     ImportError
         If the optional reader for the format is not installed; the message says
         ``pip install "mrusfusion[io]"``.

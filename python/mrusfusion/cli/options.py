@@ -6,7 +6,8 @@ import argparse
 from typing import Any, Dict, Optional
 
 from ..fusion import DEFAULT_MAX_ITER, DEFAULT_TOL
-from .common import finite_float, nonnegative_float, nonnegative_int, positive_float, positive_int
+from .common import (finite_float, nonnegative_float, nonnegative_int, per_axis, positive_float,
+                     positive_int)
 
 __all__ = ["add_model_options", "fuse_options"]
 
@@ -46,10 +47,9 @@ def add_model_options(p: argparse.ArgumentParser):
     m.add_argument("--gradient", choices=("directional", "magnitude"), default="directional",
                    help="g(x) of the link: derivative along the scan direction (the paper) or "
                         "gradient magnitude (the authors' code) (default: %(default)s)")
-    m.add_argument("--scan-direction", type=finite_float, nargs=2, default=(1.0, 0.0),
-                   metavar=("UV", "UH"),
-                   help="US beam direction (rows, columns) for --gradient directional "
-                        "(default: 1 0, down the rows)")
+    m.add_argument("--scan-direction", type=finite_float, nargs="+", metavar="U",
+                   help="US beam direction (rows, columns; three components for a volume) "
+                        "for --gradient directional (default: down the rows, 1 0 or 1 0 0)")
     m.add_argument("--psf", type=positive_float, nargs=2, metavar=("SIZE", "VARIANCE"),
                    help="Gaussian MR point-spread function (default: 9 4, the paper's)")
     s = p.add_argument_group("solver")
@@ -67,7 +67,8 @@ def fuse_options(args) -> Dict[str, Any]:
     Raises
     ------
     ValueError
-        If ``--psf SIZE`` is not a positive integer.
+        If ``--psf SIZE`` is not a positive integer, or ``--scan-direction`` has not 2 or 3
+        components.
     """
     psf = None
     if args.psf is not None:
@@ -77,5 +78,6 @@ def fuse_options(args) -> Dict[str, Any]:
         psf = (int(size), float(variance))
     return dict(degree=args.degree, link=args.link, refit_link=args.refit_link, tau1=args.tau1,
                 tau2=args.tau2, tau3=args.tau3, tau4=args.tau4, gamma=args.gamma, psf=psf,
-                gradient=args.gradient, scan_direction=tuple(args.scan_direction),
+                gradient=args.gradient,
+                scan_direction=per_axis(args.scan_direction, "--scan-direction") or (1.0, 0.0),
                 max_iter=args.max_iter, tol=args.tol)

@@ -17,7 +17,7 @@ import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union, cast
 
 import numpy as np
 
@@ -120,7 +120,8 @@ def best_mr_only(sim: RealisticSimulation, taus: Sequence[float] = tuple(SR_TAUS
     psnrs : list of float
         The PSNR at each ``tau``.
     """
-    psnrs = [scaled_psnr(super_resolve(sim.mr, sim.ratio, tau=float(t), psf=sim.psf,
+    ratio = cast(int, sim.ratio)  # the realistic cases are 2-D
+    psnrs = [scaled_psnr(super_resolve(sim.mr, ratio, tau=float(t), psf=sim.psf,
                                        threads=threads), sim.mr_true) for t in taus]
     k = int(np.argmax(psnrs))
     return psnrs[k], float(taus[k]), psnrs

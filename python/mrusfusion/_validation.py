@@ -224,9 +224,9 @@ def check_direction(u: Sequence[float], name: str = "scan_direction",
 
 def default_direction(u, ndim: int) -> Tuple[float, ...]:
     """The scan direction for ``ndim`` axes; None is axial, down the rows: ``(1, 0)`` for an
-    image, ``(0, 1, 0)`` for a volume (down axis 1, the rows of each slice along axis 0)."""
+    image, ``(1, 0, 0)`` for a volume (down the first axis, as the command line assumes)."""
     if u is None:
-        return (1.0, 0.0) if ndim == 2 else (0.0, 1.0, 0.0)
+        return (1.0, 0.0) if ndim == 2 else (1.0, 0.0, 0.0)
     return check_direction(u, ndim=ndim)
 
 

@@ -124,8 +124,8 @@ def fuse(mr, us, psf=None, *, ratio=None, degree: Optional[int] = None,
         magnitude (the authors' code).
     scan_direction : tuple of float, optional
         One component per axis, in physical space: ``(u_v, u_h)`` for an image; default
-        axial, down the rows: ``(1, 0)``, or ``(0, 1, 0)`` for a volume (down axis 1 of each
-        slice along axis 0).
+        axial, down the first axis: ``(1, 0)`` (down the rows), ``(1, 0, 0)`` for a volume (as
+        the command line's default).
     eps : float
         Smoothing of the gradient magnitude.
     coeffs : array_like, optional

@@ -190,7 +190,7 @@ def fit_polynomial(mr, us, degree: int = 4, *, gradient: str = "directional",
         Gradient variant of the link.
     scan_direction : tuple of float
         One component per axis, ``(u_v, u_h)`` for an image; default (None) axial, down the
-        rows: ``(1, 0)``, or ``(0, 1, 0)`` on a volume (down axis 1 of each slice).
+        first axis: ``(1, 0)``, or ``(1, 0, 0)`` on a volume.
     eps : float
         Smoothing of the gradient magnitude (in the units of ``mr``).
     mask : ndarray of bool, optional

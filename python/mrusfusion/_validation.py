@@ -72,10 +72,10 @@ def as_image(a, name: str, *, dtype=None, min_size: int = 2,
                         f"got dtype {arr.dtype}{alt}")
     if arr.ndim not in ndims:
         raise ValueError(f"`{name}` must be a {kind} array, got shape {arr.shape}{alt}")
-    if arr.ndim > ndims[0] and min(arr.shape) < min_size:
+    if arr.ndim > ndims[0] and min(arr.shape) < max(min_size, 2):
         raise ValueError(f"`{name}` must be a {kind} array, got shape {arr.shape} (a volume "
-                         f"needs at least {min_size} voxels on every axis; squeeze a singleton "
-                         "axis)")
+                         f"needs at least {max(min_size, 2)} voxels on every axis; squeeze a "
+                         "singleton axis)")
     if min(arr.shape) < min_size:
         side = "x".join([str(min_size)] * arr.ndim)
         raise ValueError(f"`{name}` must be at least {side} pixels, got shape {arr.shape}")

@@ -1,8 +1,8 @@
 """The link's own similarity and its gradient (DESIGN.md section 15; Roche et al. 2001).
 
 For the warped US ``w = y_u o T_A`` (``w(o) = y_u(A [o, 1])``, cubic B-spline interpolation)
-and the overlap weights ``m`` (the fixed mask times the pixels that ``A`` sends inside the
-moving US),
+and the overlap weights ``m`` (the fixed mask times a smooth taper that falls to 0 where ``A``
+sends a pixel out of the moving US),
 
     S(A) = 1 - min_c sum m (w - F c)^2 / sum m (w - mean_m w)^2,
 
@@ -13,9 +13,10 @@ fitted link. The fitted ``c`` and the mean minimise their sums, so by the envelo
 
     dS/dw = -2 m (r - (1 - S) (w - mean)) / V,    r = w - F c,  V = sum m (w - mean)^2,
 
-and ``dS/dA_ij = sum_o dS/dw(o) d_i y_u(A [o, 1]) [o, 1]_j``. The derivative of the cubic
-spline interpolant is exact, so the gradient matches
-finite differences of ``S`` as long as the overlap does not change.
+``dS/dm = -(r^2 - (1 - S) (w - mean)^2) / V``, and
+``dS/dA_ij = sum_o (dS/dw(o) d_i y_u(p) + dS/dm(o) d_i m(p)) [o, 1]_j`` at ``p = A [o, 1]``.
+The derivatives of the cubic spline and of the taper are exact, so the gradient matches
+finite differences of ``S`` even as pixels enter or leave the overlap.
 """
 from __future__ import annotations
 
@@ -32,8 +33,8 @@ from ..operators import make_gradient
 
 __all__ = ["LinkSimilarity", "Evaluation", "warp"]
 
-# Margin of spline coefficients around the moving image, so every cubic and quadratic kernel
-# that a point inside the image touches reads stored coefficients (mirror extension).
+# Margin of spline coefficients around the moving image, so every cubic kernel that a point
+# inside the image touches reads stored coefficients (mirror extension).
 _PAD = 3
 
 
@@ -44,9 +45,10 @@ class Evaluation:
     Attributes
     ----------
     value : float
-        ``S``; NaN when the overlap is smaller than ``min_pixels``.
+        ``S`` (times ``q^alpha`` with ``coverage``); NaN when the overlap is smaller than
+        ``min_pixels``.
     grad : ndarray, shape (ndim, ndim + 1)
-        ``dS/dA`` (zeros with a NaN value).
+        Its derivative with respect to ``A`` (zeros with a NaN value).
     overlap : int
         Pixels in the overlap.
     """
@@ -57,9 +59,10 @@ class Evaluation:
 
 
 def _spline(image: np.ndarray) -> np.ndarray:
-    """Cubic spline coefficients of ``image``, mirror-padded by ``_PAD`` on every side."""
-    padded = np.pad(image.astype(np.float64), _PAD, mode="symmetric")
-    return ndimage.spline_filter(padded, order=3, mode="mirror")
+    """Cubic spline coefficients of ``image`` (whole-sample mirror boundary, as
+    ``map_coordinates(mode="mirror")``), padded by ``_PAD`` with their own mirror images."""
+    coef = ndimage.spline_filter(image.astype(np.float64), order=3, mode="mirror")
+    return np.pad(coef, _PAD, mode="reflect")
 
 
 def _bspline3(t: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
@@ -120,11 +123,19 @@ class LinkSimilarity:
         The link's gradient variant (see :func:`mrusfusion.fit_polynomial`).
     min_pixels : int
         Smallest overlap to evaluate on.
+    taper : float
+        Width in pixels of the smooth edge of the overlap weights (see :meth:`overlap`).
+    coverage : float
+        Exponent ``alpha`` of the covered share ``q = sum m / sum mask``: the value is
+        ``S q^alpha``. A ratio such as ``S`` can rise by shrinking the overlap onto easy pixels;
+        ``alpha > 0`` (coarse levels) keeps the moving image from drifting off the field, and
+        ``alpha = 0`` (the finest level) leaves ``S`` unbiased.
     """
 
     def __init__(self, mr: np.ndarray, us: np.ndarray, mask: Optional[np.ndarray] = None, *,
                  degree: int = 3, gradient: str = "magnitude", scan_direction=(1.0, 0.0),
-                 eps: float = 1e-3, min_pixels: int = 64):
+                 eps: float = 1e-3, min_pixels: int = 64, taper: float = 2.0,
+                 coverage: float = 0.0):
         x = np.asarray(mr, dtype=np.float64)
         self.shape = x.shape
         self.mask = (np.ones(x.shape) if mask is None
@@ -136,29 +147,45 @@ class LinkSimilarity:
         self.grid = np.indices(x.shape, dtype=np.float64).reshape(x.ndim, -1)
         self.coef = _spline(np.asarray(us))
         self.upper = np.array(x.shape, dtype=np.float64)[:, None] - 1.0
+        self.taper = float(taper)
+        self.coverage = float(coverage)
 
     def points(self, a: np.ndarray) -> np.ndarray:
         """Where ``A`` sends every grid point (ndim x N)."""
         d = self.grid.shape[0]
         return a[:, :d] @ self.grid + a[:, d:]
 
+    def _taper(self, p: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """Overlap weights at points ``p`` and their derivative along each axis."""
+        u = np.minimum(p, self.upper - p) / self.taper
+        sign = np.where(p <= self.upper - p, 1.0, -1.0) / self.taper
+        s = np.clip(u, 0.0, 1.0)
+        tau = s * s * (3.0 - 2.0 * s)  # smoothstep: C1 at both ends
+        dtau = np.where((u > 0) & (u < 1), 6.0 * s * (1.0 - s), 0.0) * sign
+        w = np.prod(tau, axis=0)
+        dw = np.stack([dtau[a] * np.prod(np.delete(tau, a, axis=0), axis=0)
+                       for a in range(p.shape[0])])
+        return w, dw
+
     def overlap(self, a: np.ndarray) -> np.ndarray:
-        """Overlap weights: the mask where ``A`` lands inside the moving image (flat)."""
-        p = self.points(a)
-        inside = np.all((p >= 0.0) & (p <= self.upper), axis=0)
-        return self.mask * inside
+        """Overlap weights (flat): the mask times a taper from 0 at the moving image's edge to
+        1 at ``taper`` pixels inside it, so that ``S`` stays differentiable as pixels enter
+        or leave the overlap."""
+        return self.mask * self._taper(self.points(np.asarray(a, dtype=np.float64)))[0]
 
     def __call__(self, a: np.ndarray, *, gradient: bool = True) -> Evaluation:
         """Evaluate ``S`` (and ``dS/dA``) at the ``ndim x (ndim+1)`` matrix ``a``."""
         a = np.asarray(a, dtype=np.float64)
         d = self.grid.shape[0]
         zero = np.zeros((d, d + 1))
-        w = self.overlap(a)
+        p = self.points(a)
+        tw, dtw = self._taper(p)
+        w = self.mask * tw
         sel = np.flatnonzero(w > 0)
         if sel.size < self.min_pixels:
             return Evaluation(float("nan"), zero, int(sel.size))
         grid = self.grid[:, sel]
-        y, dy = warp(self.coef, a[:, :d] @ grid + a[:, d:], derivatives=gradient)
+        y, dy = warp(self.coef, p[:, sel], derivatives=gradient)
         ws = w[sel]
         yc = y - np.average(y, weights=ws)
         var = float(np.sum(ws * yc * yc))
@@ -170,9 +197,17 @@ class LinkSimilarity:
         r = yc - f @ c
         ssr = float(np.sum(ws * r * r))
         value = 1.0 - ssr / var
+        total = float(np.sum(self.mask))
+        q = float(np.sum(ws)) / total
+        bonus = q**self.coverage
         if not gradient or dy is None:
-            return Evaluation(value, zero, int(sel.size))
+            return Evaluation(value * bonus, zero, int(sel.size))
+        # through the warped values, and through the weights (dS/dw_i by the same envelope)
         h = -2.0 * ws * (r - (ssr / var) * yc) / var
-        hd = dy * h  # (ndim, n): dS/dp_i at each point
+        hw = -(r * r - (ssr / var) * yc * yc) / var * self.mask[sel]
+        hd = dy * h + dtw[:, sel] * hw  # (ndim, n): dS/dp_i at each point
+        if self.coverage:
+            dq = dtw[:, sel] * self.mask[sel] / total
+            hd = bonus * hd + value * self.coverage * q ** (self.coverage - 1.0) * dq
         grad = np.concatenate([hd @ grid.T, hd.sum(axis=1, keepdims=True)], axis=1)
-        return Evaluation(value, grad, int(sel.size))
+        return Evaluation(value * bonus, grad, int(sel.size))

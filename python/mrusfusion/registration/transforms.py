@@ -132,7 +132,7 @@ def world_matrix(index_matrix, affine) -> np.ndarray:
     Examples
     --------
     >>> a = np.eye(3); a[0, 2] = 2.0
-    >>> world_matrix(a, np.diag([0.5, 0.5, 1.0, 1.0]))[0, 3]
+    >>> float(world_matrix(a, np.diag([0.5, 0.5, 1.0, 1.0]))[0, 3])
     1.0
     """
     a = np.asarray(index_matrix, dtype=np.float64)

@@ -12,8 +12,8 @@ below 1 MR pixel); the time per registration; and for the first ``--fusion-trial
 PSNR of ``fuse`` after registration minus that of ``fuse`` on the pair registered with the
 true transform (both against the true MR, both fused over their valid masks). With SimpleITK
 installed, its Mattes mutual information runs on the same trials with the same start
-(identity), pyramid (factors and smoothing), iteration budget per level (its regular-step gradient descent: its L-BFGS-B ignores
-parameter scales).
+(identity), pyramid (factors and smoothing) and iteration budget per level (with its
+regular-step gradient descent: its L-BFGS-B ignores parameter scales).
 
     python bench/registration_eval.py --trials 20 --json bench/registration.json
 """

@@ -13,7 +13,7 @@ Only :func:`jacobian` knows the parametrisation; the similarity works with ``dS/
 """
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from typing import Sequence, Tuple, Union
 
 import numpy as np
 
@@ -21,6 +21,8 @@ __all__ = ["TRANSFORMS", "n_params", "check_transform", "matrix", "jacobian",
            "target_registration_error", "world_matrix"]
 
 TRANSFORMS = ("translation", "rigid", "affine")
+#: A point: a sequence of floats or a 1-D array.
+Point = Union[Sequence[float], np.ndarray]
 
 
 def check_transform(transform: str, ndim: int) -> str:
@@ -43,7 +45,7 @@ def _rotation(phi: float) -> Tuple[np.ndarray, np.ndarray]:
     return np.array([[c, -s], [s, c]]), np.array([[-s, -c], [c, -s]])
 
 
-def jacobian(transform: str, theta: np.ndarray, center: Sequence[float]
+def jacobian(transform: str, theta: np.ndarray, center: Point
              ) -> Tuple[np.ndarray, np.ndarray]:
     """The ``ndim x (ndim+1)`` matrix ``A(theta)`` and its derivative ``dA/dtheta``.
 
@@ -76,7 +78,7 @@ def jacobian(transform: str, theta: np.ndarray, center: Sequence[float]
     return a, da
 
 
-def matrix(transform: str, theta: np.ndarray, center: Sequence[float]) -> np.ndarray:
+def matrix(transform: str, theta: np.ndarray, center: Point) -> np.ndarray:
     """The homogeneous ``(ndim+1) x (ndim+1)`` matrix of ``theta``.
 
     Examples

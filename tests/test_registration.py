@@ -152,11 +152,18 @@ def test_similarity_is_the_fitted_links_explained_variance(gradient):
     assert ev.overlap == mask.sum()
 
 
-@pytest.mark.parametrize("whole,coverage", [(False, 0.0), (True, 0.0), (True, 1.0)])
-def test_similarity_gradient_matches_finite_differences(whole, coverage):
-    # whole: the overlap's edge crosses the mask, so the taper's term is exercised
+@pytest.mark.parametrize("whole,coverage,fan", [(False, 0.0, False), (True, 0.0, False),
+                                                (True, 1.0, False), (True, 0.0, True)])
+def test_similarity_gradient_matches_finite_differences(whole, coverage, fan):
+    # whole: the overlap's edge crosses the mask, so the taper's term is exercised; fan: the
+    # moving US's own field of view (a disc) moves with it
     x0, us, mask = _level(seed=1)
-    sim = LinkSimilarity(x0, us, None if whole else mask, degree=3, coverage=coverage)
+    us_mask = None
+    if fan:
+        yy, xx = np.indices(us.shape)
+        us_mask = np.hypot(yy - 30, xx - 22) < 20
+    sim = LinkSimilarity(x0, us, None if whole else mask, degree=3, coverage=coverage,
+                         us_mask=us_mask)
     a = np.array([[1.02, 0.03, 0.7 + 3.3 * whole], [-0.02, 0.99, -0.4 - 2.1 * whole]])
     ev = sim(a)
     num = np.zeros_like(a)
@@ -236,6 +243,16 @@ def test_register_returns_the_identity_when_nothing_improves():
         np.testing.assert_array_equal(res.matrix, np.eye(3))
         assert "could not be improved" in res.message
     assert target_registration_error(res.matrix, np.eye(3), us.shape) < 0.05
+
+
+def test_register_with_the_moving_fov_masks_it_after_the_move():
+    mr, us, true = moved_pair([2.0, -3.0], "translation", seed=2)
+    yy, xx = np.indices(us.shape)
+    fan = (yy > 6) & (np.abs(xx - 32) < 10 + 0.6 * yy)  # a fan on the moving grid
+    us_reg, valid, res = register_for_fusion(mr, us, transform="translation", us_mask=fan)
+    assert target_registration_error(res.matrix, true, us.shape, scale=2) < 0.25
+    moved_fan = ndimage.affine_transform(fan.astype(float), res.matrix, order=0) > 0.5
+    assert not (valid & ~moved_fan).any() and valid.sum() > 0.5 * moved_fan.sum()
 
 
 def test_register_flags_a_transform_that_leaves_the_field():

@@ -74,11 +74,12 @@ class RegistrationResult:
     message: str = ""
     seconds: float = 0.0
 
-    def apply(self, us, *, order: int = 3) -> Tuple[np.ndarray, np.ndarray]:
+    def apply(self, us, *, order: int = 3, us_mask=None) -> Tuple[np.ndarray, np.ndarray]:
         """The moving US resampled onto the MR-aligned grid, and its mask of valid pixels.
 
-        Pixels sampled from outside the moving US are 0 and False in the mask: pass the mask
-        on (``fuse(..., mask=valid)``) rather than fusing the zeros.
+        Pixels sampled from outside the moving US (or outside ``us_mask``, its own field of
+        view, resampled with nearest neighbours) are 0 and False in the mask: pass the mask on
+        (``fuse(..., mask=valid)``) rather than fusing the zeros.
 
         Examples
         --------
@@ -98,6 +99,9 @@ class RegistrationResult:
         upper = np.array(a.shape, dtype=np.float64)[:, None] - 1.0
         tol = 1e-9 * float(max(a.shape))
         valid = np.all((p >= -tol) & (p <= upper + tol), axis=0).reshape(a.shape)
+        if us_mask is not None:
+            fov = as_mask(us_mask, "us_mask", a.shape, np.float64)
+            valid &= ndimage.affine_transform(fov, self.matrix, order=0, mode="nearest") > 0.5
         out[~valid] = 0
         return out, valid
 
@@ -162,17 +166,19 @@ class _Level:
         return self.sim(self.level_matrix(z * self.scale)[0], gradient=False).value
 
 
-def _pyramid(x0: np.ndarray, us: np.ndarray, mask: np.ndarray, f: int, smooth: float):
+def _pyramid(x0: np.ndarray, us: np.ndarray, mask: np.ndarray, f: int, smooth: float,
+             us_mask: Optional[np.ndarray]):
     sl = tuple(slice(None, None, f) for _ in range(us.ndim))
+    fov = None if us_mask is None else us_mask[sl]
     u = ndimage.gaussian_filter(us, smooth * f, mode="nearest") if smooth > 0 else us
     x = ndimage.gaussian_filter(x0, 0.5 * f, mode="nearest") if f > 1 else x0
-    return x[sl], u[sl], mask[sl]
+    return x[sl], u[sl], mask[sl], fov
 
 
 def register(mr, us, *, ratio: Optional[int] = None, transform: str = "rigid", mask=None,
              degree: int = 3, gradient: str = "magnitude", scan_direction=(1.0, 0.0),
              levels: Optional[int] = None, smooth: float = 1.0, max_iter: int = 100,
-             min_overlap: float = 0.25, initial=None) -> RegistrationResult:
+             min_overlap: float = 0.25, initial=None, us_mask=None) -> RegistrationResult:
     """Register the US to the MR by the share of its variance the polynomial link explains.
 
     Parameters
@@ -203,6 +209,9 @@ def register(mr, us, *, ratio: Optional[int] = None, transform: str = "rigid", m
         Below this share of the mask covered by the moving US, the result is flagged failed.
     initial : array_like, optional
         Initial homogeneous matrix (default: the identity), same convention as the result's.
+    us_mask : array_like of bool, shape (n1, n2), optional
+        The moving US's own field of view, on its grid (e.g. the fan of a sector probe): it
+        moves with the US, unlike ``mask``.
 
     Returns
     -------
@@ -246,6 +255,7 @@ def register(mr, us, *, ratio: Optional[int] = None, transform: str = "rigid", m
     max_iter = check_int(max_iter, "max_iter", low=1)
     min_overlap = check_scalar(min_overlap, "min_overlap", nonnegative=True, high=1.0)
     m = as_mask(mask, "mask", y_u.shape, np.float64)
+    fov = as_mask(us_mask, "us_mask", y_u.shape, np.float64)
     m = np.ones(y_u.shape) if m is None else m
     band = s + 1
     inner = np.zeros(y_u.shape)
@@ -265,9 +275,11 @@ def register(mr, us, *, ratio: Optional[int] = None, transform: str = "rigid", m
     iterations = 0
     # coarse levels weigh S by the covered share: on small images a ratio rewards drifting
     # onto a few easy pixels; the finest level measures S alone (unbiased)
-    pyramid = [_Level(LinkSimilarity(*_pyramid(x0, y_u, m, f, smooth), **kw,
-                                     coverage=1.0 if f > 1 else 0.0), f, transform, center, scale)
-               for f in factors]
+    pyramid = []
+    for f in factors:
+        xl, ul, ml, fl = _pyramid(x0, y_u, m, f, smooth, fov)
+        sim = LinkSimilarity(xl, ul, ml, **kw, coverage=1.0 if f > 1 else 0.0, us_mask=fl)
+        pyramid.append(_Level(sim, f, transform, center, scale))
     finest = pyramid[-1]
     theta0 = theta.copy()
     s0 = finest.value(theta0 / scale)
@@ -337,7 +349,7 @@ def register_for_fusion(mr, us, *, mask=None, order: int = 3, **kwargs
     res = register(mr, us, mask=mask, **kwargs)
     if not res.success and res.overlap < kwargs.get("min_overlap", 0.25):
         raise ValueError(f"registration failed: {res.message}")
-    us_reg, valid = res.apply(us, order=order)
+    us_reg, valid = res.apply(us, order=order, us_mask=kwargs.get("us_mask"))
     if mask is not None:
         valid &= np.asarray(mask) > 0
     return us_reg, valid, res

@@ -130,12 +130,16 @@ class LinkSimilarity:
         ``S q^alpha``. A ratio such as ``S`` can rise by shrinking the overlap onto easy pixels;
         ``alpha > 0`` (coarse levels) keeps the moving image from drifting off the field, and
         ``alpha = 0`` (the finest level) leaves ``S`` unbiased.
+    us_mask : ndarray, optional
+        The moving US's own field of view (on its grid; e.g. the fan of a sector probe): its
+        Gaussian-smoothed (1 pixel) spline, clipped to [0, 1], multiplies the weights where
+        each pixel lands.
     """
 
     def __init__(self, mr: np.ndarray, us: np.ndarray, mask: Optional[np.ndarray] = None, *,
                  degree: int = 3, gradient: str = "magnitude", scan_direction=(1.0, 0.0),
                  eps: float = 1e-3, min_pixels: int = 64, taper: float = 2.0,
-                 coverage: float = 0.0):
+                 coverage: float = 0.0, us_mask: Optional[np.ndarray] = None):
         x = np.asarray(mr, dtype=np.float64)
         self.shape = x.shape
         self.mask = (np.ones(x.shape) if mask is None
@@ -149,6 +153,10 @@ class LinkSimilarity:
         self.upper = np.array(x.shape, dtype=np.float64)[:, None] - 1.0
         self.taper = float(taper)
         self.coverage = float(coverage)
+        self.us_coef = None
+        if us_mask is not None:  # smoothed so that its spline is smooth and mostly in [0, 1]
+            soft = ndimage.gaussian_filter(np.asarray(us_mask, dtype=np.float64), 1.0)
+            self.us_coef = _spline(soft)
 
     def points(self, a: np.ndarray) -> np.ndarray:
         """Where ``A`` sends every grid point (ndim x N)."""
@@ -167,11 +175,26 @@ class LinkSimilarity:
                        for a in range(p.shape[0])])
         return w, dw
 
+    def _weights(self, p: np.ndarray, derivatives: bool = True):
+        """Overlap weights ``m`` at the points ``p`` (flat) and ``dm/dp`` (ndim x N)."""
+        tw, dtw = self._taper(p)
+        w = self.mask * tw
+        dw = dtw * self.mask if derivatives else None
+        if self.us_coef is not None:
+            cand = np.flatnonzero(w > 0)
+            fm, dfm = warp(self.us_coef, p[:, cand], derivatives=derivatives)
+            inside = (fm > 0) & (fm < 1)
+            fm = np.clip(fm, 0.0, 1.0)
+            if dw is not None and dfm is not None:
+                dw[:, cand] = dw[:, cand] * fm + w[cand] * dfm * inside
+            w[cand] *= fm
+        return w, dw
+
     def overlap(self, a: np.ndarray) -> np.ndarray:
         """Overlap weights (flat): the mask times a taper from 0 at the moving image's edge to
-        1 at ``taper`` pixels inside it, so that ``S`` stays differentiable as pixels enter
-        or leave the overlap."""
-        return self.mask * self._taper(self.points(np.asarray(a, dtype=np.float64)))[0]
+        1 at ``taper`` pixels inside it (so that ``S`` stays differentiable as pixels enter
+        or leave the overlap), times the moving image's own mask where it lands."""
+        return self._weights(self.points(np.asarray(a, dtype=np.float64)), False)[0]
 
     def __call__(self, a: np.ndarray, *, gradient: bool = True) -> Evaluation:
         """Evaluate ``S`` (and ``dS/dA``) at the ``ndim x (ndim+1)`` matrix ``a``."""
@@ -179,9 +202,8 @@ class LinkSimilarity:
         d = self.grid.shape[0]
         zero = np.zeros((d, d + 1))
         p = self.points(a)
-        tw, dtw = self._taper(p)
-        w = self.mask * tw
-        sel = np.flatnonzero(w > 0)
+        w, dw = self._weights(p, gradient)
+        sel = np.flatnonzero(w > 1e-12)
         if sel.size < self.min_pixels:
             return Evaluation(float("nan"), zero, int(sel.size))
         grid = self.grid[:, sel]
@@ -200,14 +222,14 @@ class LinkSimilarity:
         total = float(np.sum(self.mask))
         q = float(np.sum(ws)) / total
         bonus = q**self.coverage
-        if not gradient or dy is None:
+        if not gradient or dy is None or dw is None:
             return Evaluation(value * bonus, zero, int(sel.size))
         # through the warped values, and through the weights (dS/dw_i by the same envelope)
         h = -2.0 * ws * (r - (ssr / var) * yc) / var
-        hw = -(r * r - (ssr / var) * yc * yc) / var * self.mask[sel]
-        hd = dy * h + dtw[:, sel] * hw  # (ndim, n): dS/dp_i at each point
+        hw = -(r * r - (ssr / var) * yc * yc) / var
+        hd = dy * h + dw[:, sel] * hw  # (ndim, n): dS/dp_i at each point
         if self.coverage:
-            dq = dtw[:, sel] * self.mask[sel] / total
+            dq = dw[:, sel] / total
             hd = bonus * hd + value * self.coverage * q ** (self.coverage - 1.0) * dq
         grad = np.concatenate([hd @ grid.T, hd.sum(axis=1, keepdims=True)], axis=1)
         return Evaluation(value * bonus, grad, int(sel.size))

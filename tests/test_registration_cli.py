@@ -58,6 +58,23 @@ def test_register_command_gives_nifti_transforms_in_world_mm(pair, capsys):
     assert io.load(out).data.shape == us.shape
 
 
+def test_register_command_with_a_us_mask(pair, capsys):
+    d, mr, us, true = pair
+    fan = np.zeros(us.shape)
+    fan[4:, 6:-6] = 1
+    np.save(d / "fan.npy", fan)
+    np.save(d / "mr3.npy", mr)
+    np.save(d / "us3.npy", us)
+    assert cli.main(["register", str(d / "mr3.npy"), str(d / "us3.npy"), "-o",
+                     str(d / "r3.npy"), "--us-mask", str(d / "fan.npy"), "--valid-mask",
+                     str(d / "v3.npy"), "-q"]) == 0, capsys.readouterr().err
+    record = json.loads((d / "r3.transform.json").read_text())
+    assert target_registration_error(np.array(record["matrix"]), true, us.shape, scale=2) < 0.25
+    assert cli.main(["register", str(d / "mr3.npy"), str(d / "us3.npy"), "-o",
+                     str(d / "r4.npy"), "--us-mask", str(d / "mr3.npy")]) == 2
+    assert "--us-mask must have the shape" in capsys.readouterr().err
+
+
 def test_register_command_refuses_bad_input(pair, capsys):
     d, mr, us, _ = pair
     bad = us.copy()

@@ -48,6 +48,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="US smoothing at the finest level, in US pixels (default: %(default)s)")
     p.add_argument("--max-iter", type=positive_int, default=100, metavar="N",
                    help="iterations per level (default: %(default)s)")
+    p.add_argument("--us-mask", metavar="PATH",
+                   help="the US's own field of view (nonzero inside), on the US grid; it moves "
+                        "with the US")
     p.add_argument("--mr-slice", type=int, metavar="K", help="slice of a 3-D MR volume")
     p.add_argument("--us-slice", type=int, metavar="K", help="slice of a 3-D US volume")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -76,12 +79,18 @@ def run(args) -> int:
     mr_img = io.load(args.mr_path, slice=args.mr_slice)
     us_img = io.load(args.us_path, slice=args.us_slice)
     pair = io.prepare_pair(mr_img, us_img, ratio=args.ratio)
+    fov = None
+    if args.us_mask is not None:
+        fov = io.load(args.us_mask, slice=args.us_slice).data != 0
+        if fov.shape != pair.us.shape:
+            raise ValueError(f"--us-mask must have the shape of the US {pair.us.shape}, got "
+                             f"{fov.shape}")
     res = register(pair.mr, pair.us, ratio=pair.ratio, transform=args.transform,
                    degree=args.degree, levels=args.levels, smooth=args.smooth,
-                   max_iter=args.max_iter)
+                   max_iter=args.max_iter, us_mask=fov)
     if not res.success and res.overlap < 0.25:
         raise ValueError(f"registration failed: {res.message}")
-    us_reg, valid = res.apply(pair.us)
+    us_reg, valid = res.apply(pair.us, us_mask=fov)
     nifti = (".nii", ".nii.gz")
     written = []
     for path, data in ((args.output, us_reg), (args.valid_mask, valid.astype(np.float32))):
@@ -92,7 +101,7 @@ def run(args) -> int:
                                overwrite=args.overwrite))
     record = {
         "mrusfusion": __version__,
-        "mr": args.mr_path, "us": args.us_path, "ratio": pair.ratio,
+        "mr": args.mr_path, "us": args.us_path, "us_mask": args.us_mask, "ratio": pair.ratio,
         "transform": res.transform,
         "convention": "registered_us[o] = us[matrix @ [o, 1]], indices (row, col) of the US grid",
         "matrix": res.matrix, "params": res.params,

@@ -23,6 +23,10 @@ def test_benchmark_record_is_complete(tmp_path):
     ll = rec["local_link"]
     assert ll["local_over_global"] == ll["local_ms"] / ll["global_ms"] > 0
     assert "local link" in md
+    cases = [r["case"] for r in rec["realistic"]]
+    assert len(cases) == 3 and all(r["fft_pairs"] > 0 and r["iterations"] >= 1
+                                   for r in rec["realistic"])
+    assert "Realistic cases" in md
 
 
 def test_interleaved_measurement_returns_each_case():

@@ -9,9 +9,10 @@ MODULES = ["fusion", "link.base", "link.features", "link.global_link", "link.loc
            "operators", "simulate", "metrics.fidelity", "metrics.similarity", "metrics.contrast",
            "metrics.profiles",
            "weights", "weights.correlation", "weights.gcv", "weights.scale", "weights.sure",
-           "weights.misfit", "report", "baselines", "data", "io",
+           "weights.misfit", "report", "baselines", "data", "data.phantom3d", "io",
            "fourier", "experiments.sweep", "experiments.reproduce", "experiments.cases",
-           "experiments.figures", "experiments.tables"]
+           "experiments.figures", "experiments.tables", "experiments.realistic",
+           "experiments.measures", "result", "batch.engine", "batch.manifest"]
 
 
 @pytest.mark.parametrize("name", MODULES)

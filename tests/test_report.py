@@ -86,3 +86,43 @@ def test_does_not_touch_global_matplotlib_state(case):
     after = dict(matplotlib.rcParams)
     assert before.keys() == after.keys()
     assert all(np.all(before[k] == after[k]) for k in before if k != "backend")
+
+
+def _fake_volume_result(us_shape, seed=0):
+    """A stand-in for a 3-D FusionResult: what the figure reads, nothing more."""
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(seed)
+    grid = np.indices(us_shape).sum(axis=0).astype(float)
+    return SimpleNamespace(x=grid, v=grid + rng.random(us_shape), x_init=grid.copy(),
+                           objective=[10.0, 5.0, 4.0, 3.9], message="fake 3-D result",
+                           ratio=(2, 2, 4), link=SimpleNamespace(degree=3),
+                           weights=SimpleNamespace(tau4=0.5), coupling_share=0.3,
+                           link_explained=0.8)
+
+
+def test_volume_figure_shows_three_orthogonal_slices(tmp_path):
+    us_shape = (16, 12, 8)
+    res = _fake_volume_result(us_shape)
+    mr = np.random.default_rng(1).random((8, 6, 2))
+    us = np.random.default_rng(2).random(us_shape)
+    fig = fusion_figure(mr, us, res, tmp_path / "vol.png")
+    assert (tmp_path / "vol.png").read_bytes()[:8] == PNG_SIGNATURE
+    images = [ax for ax in fig.axes if ax.get_images()]
+    assert len(images) == 15  # 5 images x 3 planes
+    shapes = sorted(ax.get_images()[0].get_array().shape for ax in images)
+    # US-grid slices across axes 0, 1, 2 of (16, 12, 8), and the MR's of (8, 6, 2)
+    for expected in ((12, 8), (16, 8), (16, 12), (6, 2), (8, 2), (8, 6)):
+        assert expected in shapes
+    titles = [ax.get_title() for ax in images]
+    assert any("axis 0 = 8" in t for t in titles)  # through the centre by default
+    assert any("axis 2 = 1" in t for t in titles)  # the MR voxel holding US voxel 4
+    assert "fake 3-D result" in fig._suptitle.get_text()
+    # A given voxel: the x panel across axis 0 at row 3 is x[3]
+    fig = fusion_figure(mr, us, res, slice_index=(3, 5, 7))
+    panel = next(ax for ax in fig.axes if ax.get_title().startswith("$x$ (MR domain), axis 0"))
+    np.testing.assert_array_equal(panel.get_images()[0].get_array(), res.x[3])
+    with pytest.raises(ValueError, match="slice_index"):
+        fusion_figure(mr, us, res, slice_index=(16, 0, 0))
+    with pytest.raises(ValueError, match="all 2-D or all"):
+        fusion_figure(mr[0], us, res)

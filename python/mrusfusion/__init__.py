@@ -19,12 +19,12 @@ from .link import PolynomialLink, degree_residuals, fit_polynomial
 from .simulate import RealisticSimulation, SimulationResult, simulate, simulate_bmode
 from .weights import Weights
 from .registration import RegistrationResult, register
-from .data import phantom, sample_pair, pelvis_mr
+from .data import phantom, phantom3d, sample_pair, pelvis_mr
 
 __all__ = [
     "__version__", "get_num_threads", "set_num_threads", "show_config",
     "fuse", "super_resolve", "ProgressBar", "despeckle", "FusionResult", "IterationState",
     "fit_polynomial", "degree_residuals", "PolynomialLink", "simulate", "SimulationResult",
-    "Weights", "phantom", "sample_pair", "pelvis_mr", "simulate_bmode", "RealisticSimulation",
-    "register", "RegistrationResult",
+    "Weights", "phantom", "phantom3d", "sample_pair", "pelvis_mr", "simulate_bmode",
+    "RealisticSimulation", "register", "RegistrationResult",
 ]

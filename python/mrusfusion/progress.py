@@ -27,19 +27,22 @@ class ProgressBar:
         Stream to write to; default ``sys.stderr``.
     every : int
         Print interval without tqdm.
+    unit : str
+        What is counted (``"it"``; ``"pair"`` for a batch, see :meth:`advance`).
     """
 
     def __init__(self, total: int, *, desc: str = "fuse", file: Optional[TextIO] = None,
-                 every: int = 10):
+                 every: int = 10, unit: str = "it"):
         self.file = sys.stderr if file is None else file
         self.desc, self.every = desc, max(1, int(every))
+        self.total, self.count = total, 0
         self.bar = None
         try:
             from tqdm.auto import tqdm
         except ImportError:
             tqdm = None
         if tqdm is not None:
-            self.bar = tqdm(total=total, desc=desc, unit="it", file=self.file)
+            self.bar = tqdm(total=total, desc=desc, unit=unit, file=self.file)
 
     def __call__(self, state) -> None:
         psi = float(state.objective)
@@ -48,6 +51,16 @@ class ProgressBar:
             self.bar.update(1)
         elif state.iteration % self.every == 0:
             print(f"{self.desc}: iteration {state.iteration}, psi = {psi:.8g}", file=self.file)
+
+    def advance(self, label: str = "") -> None:
+        """Count one finished item (a pair of a batch), naming it."""
+        self.count += 1
+        if self.bar is not None:
+            self.bar.set_postfix_str(label, refresh=False)
+            self.bar.update(1)
+        else:
+            print(f"{self.desc}: {self.count}/{self.total} {label}".rstrip(), file=self.file,
+                  flush=True)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -48,12 +48,47 @@ def require_matplotlib():
     return Figure, FigureCanvasAgg
 
 
-def _image_panel(ax, img, title, vmin, vmax):
-    ax.imshow(img, cmap="gray", vmin=vmin, vmax=vmax, interpolation="nearest")
+def _image_panel(ax, img, title, vmin, vmax, aspect: float = 1.0):
+    ax.imshow(img, cmap="gray", vmin=vmin, vmax=vmax, interpolation="nearest", aspect=aspect)
     ax.set_title(f"{title}\n{img.shape[0]}x{img.shape[1]}, [{np.min(img):.3g}, {np.max(img):.3g}]",
                  fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])
+
+
+def _centre_index(shape: Sequence[int], index: Optional[Sequence[int]]) -> Tuple[int, ...]:
+    """The fine-grid voxel the three orthogonal slices go through (default: the centre)."""
+    if index is None:
+        return tuple(n // 2 for n in shape)
+    if len(index) != len(shape) or any(
+            isinstance(i, bool) or not isinstance(i, (int, np.integer)) for i in index):
+        raise ValueError(f"`slice_index` must be {len(shape)} integers, got {index!r}")
+    out = tuple(int(i) for i in index)
+    if any(not 0 <= i < n for i, n in zip(out, shape)):
+        raise ValueError(f"`slice_index` {out} lies outside the US grid {tuple(shape)}")
+    return out
+
+
+def _orthogonal(vol: np.ndarray, index: Sequence[int]) -> List[np.ndarray]:
+    """The slices of ``vol`` through ``index`` across axes 0, 1 and 2."""
+    return [np.take(vol, index[a], axis=a) for a in range(3)]
+
+
+def _volume_panels(fig, images, ranges, objective, index, coarse_index, ratios):
+    """Three rows (slices across axes 0, 1, 2) of the image panels, and the objective. The
+    coarse (MR) slices are stretched by the ratios so that they cover what the US slices do."""
+    axes = fig.subplots(3, len(images) + 1)
+    for col, ((img, name, coarse), rng) in enumerate(zip(images, ranges)):
+        at = coarse_index if coarse else index
+        for row, piece in enumerate(_orthogonal(img, at)):
+            shown = [a for a in range(3) if a != row]
+            aspect = ratios[shown[0]] / ratios[shown[1]] if coarse else 1.0
+            _image_panel(axes[row, col], piece, f"{name}, axis {row} = {at[row]}", *rng,
+                         aspect=aspect)
+    _objective_panel(axes[0, -1], objective)
+    for row in (1, 2):
+        axes[row, -1].axis("off")
+    return axes
 
 
 def _objective_panel(ax, objective):
@@ -125,15 +160,15 @@ def coupling_text(result) -> str:
 
 
 def fusion_figure(mr, us, result, path=None, *, title: Optional[str] = None,
-                  overwrite: bool = False):
+                  overwrite: bool = False, slice_index: Optional[Sequence[int]] = None):
     """One figure summarising a fusion: the inputs, the two outputs, the start and the objective.
 
     Parameters
     ----------
-    mr : array_like, shape (m1, m2)
-        Observed MR image given to :func:`mrusfusion.fuse`.
-    us : array_like, shape (s m1, s m2)
-        Observed US image given to :func:`mrusfusion.fuse`.
+    mr : array_like, shape (m1, m2) or (m1, m2, m3)
+        Observed MR image (or volume) given to :func:`mrusfusion.fuse`.
+    us : array_like, shape (s m1, s m2) or (s1 m1, s2 m2, s3 m3)
+        Observed US image (or volume) given to :func:`mrusfusion.fuse`.
     result : FusionResult
         What :func:`mrusfusion.fuse` returned for ``mr`` and ``us``.
     path : str or os.PathLike, optional
@@ -144,12 +179,17 @@ def fusion_figure(mr, us, result, path=None, *, title: Optional[str] = None,
         :func:`coupling_text`.
     overwrite : bool, default False
         Replace an existing file at ``path``. Without it an existing file is left untouched.
+    slice_index : (int, int, int), optional
+        Volumes only: the US-grid voxel the three orthogonal slices go through (default: the
+        centre); the MR slices go through the MR voxel that holds it.
 
     Returns
     -------
     matplotlib.figure.Figure
         A 2x3 grid: observed MR, observed US, ``x`` (MR domain); ``v`` (US domain), the
-        bicubic start ``x_0`` and the objective curve. The title says how far ``v`` leans on
+        bicubic start ``x_0`` and the objective curve. For volumes, a 3x6 grid: one column per
+        image (MR, US, ``x``, ``v``, ``x_0``), one row per orthogonal slice (across axes 0, 1
+        and 2), and the objective top right. The title says how far ``v`` leans on
         the link (``result.coupling_share``) and how much of it the link explains
         (``result.link_explained``).
 
@@ -162,7 +202,8 @@ def fusion_figure(mr, us, result, path=None, *, title: Optional[str] = None,
     FileNotFoundError
         If the folder of ``path`` does not exist.
     ValueError
-        If the extension of ``path`` is not a format matplotlib writes.
+        If the extension of ``path`` is not a format matplotlib writes, the images are neither
+        all 2-D nor all 3-D, or ``slice_index`` is not a voxel of the US grid.
 
     Notes
     -----
@@ -195,18 +236,33 @@ def fusion_figure(mr, us, result, path=None, *, title: Optional[str] = None,
     x = np.asarray(result.x, dtype=np.float64)
     v = np.asarray(result.v, dtype=np.float64)
     x0 = np.asarray(result.x_init, dtype=np.float64)
+    dims = {a.ndim for a in (mr, us, x, v, x0)}
+    if dims not in ({2}, {3}):
+        raise ValueError(f"`mr`, `us` and the result's x, v, x_init must be all 2-D or all "
+                         f"3-D, got shapes {[a.shape for a in (mr, us, x, v, x0)]}")
     mr_range = (min(mr.min(), x.min(), x0.min()), max(mr.max(), x.max(), x0.max()))
     us_range = (min(us.min(), v.min()), max(us.max(), v.max()))
 
-    fig = Figure(figsize=(13.0, 8.5), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(2, 3)
-    _image_panel(axes[0, 0], mr, "observed MR $y_m$", *mr_range)
-    _image_panel(axes[0, 1], us, "observed US $y_u$", *us_range)
-    _image_panel(axes[0, 2], x, "$x$, MR domain: MR contrast, US grid", *mr_range)
-    _image_panel(axes[1, 0], v, "$v$, US domain: US detail, despeckled", *us_range)
-    _image_panel(axes[1, 1], x0, "bicubic start $x_0$", *mr_range)
-    _objective_panel(axes[1, 2], result.objective)
+    if dims == {3}:
+        index = _centre_index(us.shape, slice_index)
+        coarse = tuple(min(i * m // n, m - 1) for i, m, n in zip(index, mr.shape, us.shape))
+        fig = Figure(figsize=(19.0, 10.0), layout="constrained")
+        FigureCanvasAgg(fig)
+        images = [(mr, "MR $y_m$", True), (us, "US $y_u$", False), (x, "$x$ (MR domain)", False),
+                  (v, "$v$ (US domain)", False), (x0, "start $x_0$", False)]
+        ratios = [n / m for n, m in zip(us.shape, mr.shape)]
+        _volume_panels(fig, images, [mr_range, us_range, mr_range, us_range, mr_range],
+                       result.objective, index, coarse, ratios)
+    else:
+        fig = Figure(figsize=(13.0, 8.5), layout="constrained")
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(2, 3)
+        _image_panel(axes[0, 0], mr, "observed MR $y_m$", *mr_range)
+        _image_panel(axes[0, 1], us, "observed US $y_u$", *us_range)
+        _image_panel(axes[0, 2], x, "$x$, MR domain: MR contrast, US grid", *mr_range)
+        _image_panel(axes[1, 0], v, "$v$, US domain: US detail, despeckled", *us_range)
+        _image_panel(axes[1, 1], x0, "bicubic start $x_0$", *mr_range)
+        _objective_panel(axes[1, 2], result.objective)
     if title is None:
         w = result.weights
         title = (f"{result.message}; ratio {result.ratio}, degree {result.link.degree}, "

@@ -24,6 +24,7 @@ from ..report import PLOT_HINT, require_matplotlib
 
 __all__ = ["PROG", "USER_ERRORS", "PLOT_HINT", "HelpFormatter", "fill", "command_parser",
            "int_at_least", "positive_int", "nonnegative_int", "finite_float", "positive_float",
+           "ratio_value", "per_axis",
            "nonnegative_float", "show_progress", "say", "output_paths_ok", "check_image_output",
            "out_dir", "jsonable", "write_json", "fusion_summary", "have_matplotlib"]
 
@@ -103,6 +104,30 @@ def positive_float(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
     return value
+
+
+def ratio_value(text: str):
+    """An argparse type: a decimation ratio, ``N`` (every axis) or ``A,B[,C]`` (per axis)."""
+    parts = [p.strip() for p in text.replace("x", ",").split(",")]
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer or one per axis like 2,2,4, got {text!r}") from None
+    if len(values) > 3 or min(values) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer or one per axis like 2,2,4, got {text!r}")
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+def per_axis(values, option: str, counts=(2, 3)) -> Optional[tuple]:
+    """The values of an ``nargs="+"`` option with one value per axis (2 or 3), or None."""
+    if values is None:
+        return None
+    if len(values) not in counts:
+        raise ValueError(f"{option} takes {' or '.join(map(str, counts))} values (one per "
+                         f"axis), got {len(values)}")
+    return tuple(values)
 
 
 def nonnegative_float(text: str) -> float:

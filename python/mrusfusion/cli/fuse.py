@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Optional
 
 from .. import io
-from ..fusion import DEFAULT_MAX_ITER, DEFAULT_TOL, fuse
+from ..fusion import fuse
 from ..report import figure_format, fusion_figure
 from .common import (PLOT_HINT, check_image_output, command_parser, finite_float, fusion_summary,
-                     nonnegative_float, nonnegative_int, output_paths_ok, positive_float,
-                     positive_int, say, show_progress, write_json)
+                     output_paths_ok, per_axis, positive_float, positive_int, ratio_value, say,
+                     show_progress, write_json)
+from .options import add_model_options, fuse_options
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -25,8 +25,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
             "MATLAB (.mat) files holding one 2-D image (or pick one with --mr-slice/--us-slice, "
             "--mr-variable/--us-variable). The two images must be registered and start at the "
             "same top-left corner.\n\n"
+            "Volumes: a 3-D file (NIfTI volume, a folder holding a DICOM series, a 3-D .npy/"
+            ".npz/.mat array) is read whole unless a slice is picked; two volumes are fused on "
+            "the US grid with one ratio per axis, and a NIfTI output carries the US volume's "
+            "affine. (The fusion engine of this version may take 2-D images only; it then says "
+            "so, and --mr-slice/--us-slice fuse one slice.)\n\n"
             "Decimation ratio: from the pixel spacings when both are known (from the files or "
-            "--mr-spacing/--us-spacing), which must give one integer ratio (or use "
+            "--mr-spacing/--us-spacing), which must give one integer ratio per axis (or use "
             "--resample-us); else --ratio; else the shapes (US shape = ratio x MR shape). --crop "
             "crops both "
             "images to their common field of view.\n\n"
@@ -41,7 +46,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                  "--json fused.json\n"
                  "mrusfusion fuse mr.npy us.npy -o fused.npy --ratio 2 --max-iter 100 --tau4 0.5\n"
                  "mrusfusion fuse mr.png us.png -o fused.npz --mr-spacing 1 1 --us-spacing 0.26 "
-                 "0.26 --resample-us --crop"))
+                 "0.26 --resample-us --crop\n"
+                 "mrusfusion fuse mr_t1.nii.gz us_volume.nii.gz -o fused.nii.gz  # ratio per "
+                 "axis from the voxel sizes\n"
+                 "mrusfusion fuse mr.npy us.npy -o fused.nii.gz --ratio 2,2,4 --us-spacing 0.5 "
+                 "0.5 1"))
     p.add_argument("mr_path", metavar="MR_PATH", help="MR image (low resolution)")
     p.add_argument("us_path", metavar="US_PATH", help="US image (B-mode, log-compressed), "
                                                       "registered to the MR image")
@@ -49,59 +58,29 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="where to write the fused image x (.npy, .npz, .nii, .nii.gz, .png, "
                         ".tif, .mat)")
     g = p.add_argument_group("grids and spacing")
-    g.add_argument("--ratio", type=positive_int, metavar="N",
-                   help="decimation ratio: one MR pixel covers NxN US pixels")
-    g.add_argument("--mr-spacing", type=positive_float, nargs=2, metavar=("R", "C"),
-                   help="MR pixel spacing (rows, columns) in mm; overrides the file's")
-    g.add_argument("--us-spacing", type=positive_float, nargs=2, metavar=("R", "C"),
-                   help="US pixel spacing (rows, columns) in mm; overrides the file's")
+    g.add_argument("--ratio", type=ratio_value, metavar="N|A,B,C",
+                   help="decimation ratio: one MR pixel covers NxN US pixels; for volumes N "
+                        "or one per axis, e.g. 2,2,4")
+    g.add_argument("--mr-spacing", type=positive_float, nargs="+", metavar="MM",
+                   help="MR pixel spacing (rows, columns; three values for a volume) in mm; "
+                        "overrides the file's")
+    g.add_argument("--us-spacing", type=positive_float, nargs="+", metavar="MM",
+                   help="US pixel spacing (rows, columns; three values for a volume) in mm; "
+                        "overrides the file's")
     g.add_argument("--resample-us", action="store_true",
                    help="resample the US image (cubic) so its spacing divides the MR spacing "
                         "by the nearest integer ratio; needs both spacings")
     g.add_argument("--crop", action="store_true",
                    help="crop both images (bottom rows, right columns) to their common field of "
                         "view with US shape = ratio x MR shape")
+    g.add_argument("--fov-threshold", type=finite_float, metavar="T",
+                   help="fuse only within the US field of view: the pixels above T, holes "
+                        "filled (a fan or cone padded with zeros or tiny values; e.g. 1e-6)")
     g.add_argument("--mr-slice", type=int, metavar="K", help="image K of an MR stack/volume")
     g.add_argument("--us-slice", type=int, metavar="K", help="image K of a US stack/volume")
     g.add_argument("--mr-variable", metavar="NAME", help="array NAME of an MR .npz/.mat file")
     g.add_argument("--us-variable", metavar="NAME", help="array NAME of a US .npz/.mat file")
-    m = p.add_argument_group("model (defaults: the paper's, weights from the data)")
-    m.add_argument("--degree", type=_degree, default=None, metavar="D",
-                   help="degree of the polynomial link, or 'auto' (default): the smallest "
-                        "degree within one standard error of the best blocked cross-validation "
-                        "error (the paper: 3 on simulations, 4 on real data)")
-    m.add_argument("--link", choices=("global", "local"), default="global",
-                   help="one polynomial for the image (default, the paper) or coefficients "
-                        "that vary smoothly over a grid of knots chosen by cross-validation")
-    m.add_argument("--refit-link", action="store_true",
-                   help="refit the link to the current x and v after each iteration (an exact "
-                        "third block of PALM)")
-    m.add_argument("--tau1", type=nonnegative_float, metavar="T",
-                   help="MR smoothness (larger: smoother x)")
-    m.add_argument("--tau2", type=positive_float, metavar="T",
-                   help="US data fidelity (larger: more speckle kept in v)")
-    m.add_argument("--tau3", type=nonnegative_float, metavar="T",
-                   help="US smoothness (larger: smoother v)")
-    m.add_argument("--tau4", type=positive_float, metavar="T",
-                   help="MR/US coupling (larger: x more US-like, sharper interfaces; smaller: "
-                        "more MR-like)")
-    m.add_argument("--gamma", type=positive_float, metavar="G",
-                   help="log-Rayleigh parameter of the US noise")
-    m.add_argument("--gradient", choices=("directional", "magnitude"), default="directional",
-                   help="g(x) of the link: derivative along the scan direction (the paper) or "
-                        "gradient magnitude (the authors' code) (default: %(default)s)")
-    m.add_argument("--scan-direction", type=finite_float, nargs=2, default=(1.0, 0.0),
-                   metavar=("UV", "UH"),
-                   help="US beam direction (rows, columns) for --gradient directional "
-                        "(default: 1 0, down the rows)")
-    m.add_argument("--psf", type=positive_float, nargs=2, metavar=("SIZE", "VARIANCE"),
-                   help="Gaussian MR point-spread function (default: 9 4, the paper's)")
-    s = p.add_argument_group("solver")
-    s.add_argument("--max-iter", type=nonnegative_int, default=DEFAULT_MAX_ITER, metavar="N",
-                   help="iteration cap (default: %(default)s)")
-    s.add_argument("--tol", type=nonnegative_float, default=DEFAULT_TOL, metavar="T",
-                   help="stop when the relative changes of x and v fall below T "
-                        "(default: %(default)s)")
+    s = add_model_options(p)
     s.add_argument("--threads", type=positive_int, metavar="N",
                    help="threads for the kernels and FFTs (default: MRUSFUSION_NUM_THREADS or "
                         "all cores, at most one per 65536 pixels)")
@@ -123,11 +102,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 _RATIO_SOURCES = {"ratio argument": "--ratio"}
 
 
-def _degree(text: str) -> Optional[int]:
-    """``--degree``: a positive integer, or ``auto`` (cross-validation)."""
-    if text.strip().lower() == "auto":
-        return None
-    return positive_int(text)
+def _load(path, spacing, slice_, variable, option: str) -> io.Image:
+    """A file holding a volume is read whole unless a slice is picked (a 2-D file stays 2-D);
+    a spacing of the wrong length is reported under its option's name."""
+    try:
+        return io.load(path, spacing=spacing, slice=slice_, variable=variable,
+                       volume=slice_ is None)
+    except ValueError as exc:
+        if str(exc).startswith("`spacing`"):
+            raise ValueError(f"{option}: {exc}") from None
+        raise
 
 
 def run(args) -> int:
@@ -139,29 +123,40 @@ def run(args) -> int:
     check_image_output(args.us_domain, "--us-domain")
     if args.report is not None:
         figure_format(args.report)
-    psf = None
-    if args.psf is not None:
-        size, variance = args.psf
-        if not float(size).is_integer() or size < 1:
-            raise ValueError(f"--psf SIZE must be a positive integer, got {size:g}")
-        psf = (int(size), float(variance))
+    options = fuse_options(args)  # refuses a bad --psf before loading anything
 
-    mr_img = io.load(args.mr_path, spacing=args.mr_spacing, slice=args.mr_slice,
-                     variable=args.mr_variable)
-    us_img = io.load(args.us_path, spacing=args.us_spacing, slice=args.us_slice,
-                     variable=args.us_variable)
+    mr_spacing = per_axis(args.mr_spacing, "--mr-spacing")
+    us_spacing = per_axis(args.us_spacing, "--us-spacing")
+    mr_img = _load(args.mr_path, mr_spacing, args.mr_slice, args.mr_variable, "--mr-spacing")
+    us_img = _load(args.us_path, us_spacing, args.us_slice, args.us_variable, "--us-spacing")
+    fov = (None if args.fov_threshold is None
+           else io.field_of_view(us_img, threshold=args.fov_threshold))
     pair = io.prepare_pair(mr_img, us_img, ratio=args.ratio, resample_us=args.resample_us,
-                           crop=args.crop)
+                           crop=args.crop, mask=fov)
     mr, us, ratio = pair.mr, pair.us, pair.ratio
     ratio_source = _RATIO_SOURCES.get(pair.ratio_source, pair.ratio_source)
+    volume = mr.ndim == 3
+    if volume:
+        for option, path in (("-o", args.output), ("--us-domain", args.us_domain)):
+            if path is not None and str(path).lower().endswith(".png"):
+                raise ValueError(f"{option} {path}: a volume cannot be written to PNG; use "
+                                 ".nii.gz (keeps the US affine), .npz or .npy")
+        if args.scan_direction is None:
+            options["scan_direction"] = (1.0, 0.0, 0.0)
 
-    say(args, f"MR {mr.shape[0]}x{mr.shape[1]}, US {us.shape[0]}x{us.shape[1]}, ratio {ratio} "
-              f"(from {ratio_source})", *pair.notes)
-    res = fuse(mr, us, ratio=ratio, degree=args.degree, link=args.link,
-               refit_link=args.refit_link, tau1=args.tau1, tau2=args.tau2,
-               tau3=args.tau3, tau4=args.tau4, gamma=args.gamma, psf=psf, gradient=args.gradient,
-               scan_direction=tuple(args.scan_direction), max_iter=args.max_iter, tol=args.tol,
-               threads=args.threads, progress=show_progress(args))
+    notes = list(pair.notes)
+    if pair.mask is not None:
+        notes.append(f"field of view: {100 * pair.mask.mean():.1f}% of the US grid")
+    say(args, pair.message.replace("ratio argument", "--ratio"), *notes)
+    try:
+        res = fuse(mr, us, ratio=ratio, threads=args.threads,  # type: ignore[arg-type]
+                   progress=show_progress(args), mask=pair.mask, **options)
+    except (ValueError, TypeError) as exc:
+        if not volume:
+            raise
+        hint = ("; this version's fusion engine takes 2-D images only: fuse one slice with "
+                "--mr-slice K --us-slice K" if "2-D" in str(exc) else "")
+        raise ValueError(f"fuse refused the volumes ({pair.message}): {exc}{hint}") from None
 
     written = []
     nifti = (".nii", ".nii.gz")
@@ -169,7 +164,7 @@ def run(args) -> int:
     def save(path, data):
         affine = pair.us_affine if str(path).lower().endswith(nifti) else None
         written.append(io.save(path, data, spacing=pair.us_spacing, affine=affine,
-                               overwrite=args.overwrite))
+                               overwrite=args.overwrite, volume=volume))
 
     save(args.output, res.x)
     if args.us_domain is not None:
@@ -185,9 +180,10 @@ def run(args) -> int:
             "fused_shapes": {"mr": mr.shape, "us": us.shape},
             "ratio_source": ratio_source,
             "grid_changes": pair.notes,
+            "field_of_view_fraction": None if pair.mask is None else float(pair.mask.mean()),
             "output_spacing_mm": pair.us_spacing,
             "outputs": {"x": str(args.output), "v": args.us_domain, "report": args.report},
-            "options": {"max_iter": args.max_iter, "tol": args.tol, "psf": psf,
+            "options": {"max_iter": args.max_iter, "tol": args.tol, "psf": options["psf"],
                         "threads": args.threads},
         }
         written.append(write_json(args.json, fusion_summary(res, **context),

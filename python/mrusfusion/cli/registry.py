@@ -9,7 +9,7 @@ from types import ModuleType
 from typing import Dict, Optional
 
 from .._version import __version__
-from . import bench, demo, fuse, info, register, reproduce, simulate, sweep
+from . import batch, bench, demo, fuse, info, register, reproduce, simulate, sweep
 from .common import PROG, USER_ERRORS, HelpFormatter, fill
 
 __all__ = ["main", "build_parser", "COMMANDS", "EXTERNAL_COMMANDS"]
@@ -24,6 +24,7 @@ COMMANDS: Dict[str, ModuleType] = {
     "simulate": simulate,
     "reproduce": reproduce,
     "sweep": sweep,
+    "batch": batch,
     "bench": bench,
 }
 

@@ -16,8 +16,10 @@ import numpy as np
 from scipy import ndimage
 from scipy.io import loadmat
 
+from .phantom3d import phantom3d
+
 __all__ = ["sample_pair", "SamplePair", "SAMPLE_PSF", "pelvis_mr", "phantom", "phantom_lesion",
-           "PhantomLesion"]
+           "PhantomLesion", "phantom3d"]
 
 
 def _float_dtype(dtype) -> np.dtype:
@@ -235,6 +237,7 @@ def phantom(
     ----------
     shape : (int, int), optional
         Number of rows and columns; any positive sizes (non-square stretches the anatomy).
+        Three sizes give the 3-D phantom of ellipsoids, :func:`phantom3d`.
     dtype : {numpy.float64, numpy.float32}, optional
         Floating type of the result (keyword-only).
     seed : int, optional
@@ -282,6 +285,8 @@ def phantom(
     >>> x.shape, bool(0 <= x.min() and x.max() <= 1)
     ((32, 48), True)
     """
+    if isinstance(shape, (tuple, list)) and len(shape) == 3:
+        return phantom3d(shape, dtype=dtype, seed=seed)
     shape = _phantom_shape(shape)
     dt = _float_dtype(dtype)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):

@@ -25,50 +25,19 @@ from .. import _reference as ref
 from .._config import get_num_threads
 from ..data import phantom
 from ..fourier import FourierProblem
-from ..fusion import fuse, fuse_with_kernels
+from ..fusion import fuse
 from ..link import fit_local_link, fit_polynomial
 from ..operators import bicubic_upsample, gaussian_psf
 from ..simulate import simulate
+from .timing import fft_pair_ms, iteration_times, median_ms
 
 __all__ = ["run_benchmark", "fft_pair_ms", "kernel_ratios", "interleaved_iteration_ms",
            "markdown"]
 
 
-def _median_ms(fn, reps: int = 7, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    ts = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return float(np.median(ts) * 1e3)
-
-
-def fft_pair_ms(n: int, dtype, threads: int) -> float:
-    """Median time of one planned rfft2 + irfft2 of an n x n image (FFTW_MEASURE plans)."""
-    fp = FourierProblem((n, n), 1, np.ones((1, 1)), dtype, threads, None, "FFTW_MEASURE")
-    x = fp.empty_real()
-    x[...] = np.random.default_rng(0).random((n, n))
-    X = fp.empty_spec()
-    return _median_ms(lambda: (fp.forward(x, X), fp.inverse(X, x)), reps=11)
-
-
 def _case(n: int, ratio: int, dtype):
     sim = simulate(phantom((n, n)), ratio, seed=0)
     return sim.mr.astype(dtype), sim.us.astype(dtype), sim
-
-
-def _iteration_times(mr, us, iters: int, threads: int, backend: str = "native", **kw):
-    """Median wall time of one PALM iteration. The problem's FFTs are planned with
-    FFTW_MEASURE, as is the reference FFT pair, so that both use the same quality of plan."""
-    stamps: List[float] = []
-    kw.setdefault("planner_effort", "FFTW_MEASURE")
-    kernels = ref if backend == "numpy" else _core
-    res = fuse_with_kernels(kernels, mr, us, max_iter=iters, tol=0, threads=threads,
-                            callback=lambda s: stamps.append(time.perf_counter()), **kw)
-    per_iter = np.diff(stamps)
-    return res, float(np.median(per_iter) * 1e3) if per_iter.size else float("nan")
 
 
 def interleaved_iteration_ms(cases: Dict[Hashable, tuple], iters: int, threads: int,
@@ -85,7 +54,7 @@ def interleaved_iteration_ms(cases: Dict[Hashable, tuple], iters: int, threads: 
         for name, case in cases.items():
             mr, us = case[0], case[1]
             kw = case[2] if len(case) > 2 else {}
-            runs[name].append(_iteration_times(mr, us, iters, threads, **kw)[1])
+            runs[name].append(iteration_times(mr, us, iters, threads, **kw)[1])
     return {k: float(np.median(v)) for k, v in runs.items()}
 
 
@@ -150,8 +119,8 @@ def kernel_ratios(n: int = 600, dtype=np.float64, threads: Sequence[int] = (1, 2
     }
     out = {}
     for name, call in calls.items():
-        native = {t: _median_ms(lambda call=call, t=t: call(_core, t)) for t in threads}
-        numpy_ms = _median_ms(lambda call=call: call(ref, 1), reps=3)
+        native = {t: median_ms(lambda call=call, t=t: call(_core, t)) for t in threads}
+        numpy_ms = median_ms(lambda call=call: call(ref, 1), reps=3)
         t1, tm = native[min(threads)], native[max(threads)]
         out[name] = {"native_ms": native, "numpy_ms": numpy_ms, "speedup_1thread": numpy_ms / t1,
                      "thread_scaling": t1 / tm}
@@ -211,7 +180,7 @@ def run_benchmark(sizes: Sequence[int] = (256, 600, 1200, 2400), *, iters: int =
                     # The FFT pair is timed before and after the iterations and the two medians
                     # averaged: on a shared machine the load drifts within a run.
                     fft_before = fft_pair_ms(n, dt, t)
-                    res, it_ms = _iteration_times(mr, us, iters, t)
+                    res, it_ms = iteration_times(mr, us, iters, t)
                     fft = 0.5 * (fft_before + fft_pair_ms(n, dt, t))
                     T = res.timings
                     k = max(res.n_iter, 1)
@@ -225,9 +194,9 @@ def run_benchmark(sizes: Sequence[int] = (256, 600, 1200, 2400), *, iters: int =
                     if t == all_threads:
                         row["peak_mem_images"] = _peak_memory_images(mr, us, t)
                     if n <= numpy_max_size and t == 1:
-                        res_np, np_ms = _iteration_times(mr, us, min(iters, 5), t,
+                        res_np, np_ms = iteration_times(mr, us, min(iters, 5), t,
                                                          backend="numpy")
-                        res_nat, _ = _iteration_times(mr, us, min(iters, 5), t)
+                        res_nat, _ = iteration_times(mr, us, min(iters, 5), t)
                         row["numpy_iter_ms"] = np_ms
                         row["native_vs_numpy"] = np_ms / it_ms
                         dx = np.abs(res_np.x - res_nat.x).max() / res_nat.mr_scale
@@ -289,6 +258,9 @@ def run_benchmark(sizes: Sequence[int] = (256, 600, 1200, 2400), *, iters: int =
             f"{kr['thread_scaling']:.2f}x from 1 to {max(thread_set)} threads")
     _scaling(rec, sizes, iters, max(thread_set), log)
     kn = rec["kernel_size"]
+    from .bench_realistic import realistic_rows
+
+    rec["realistic"] = realistic_rows(kn, 4, iters=iters, threads=max(thread_set), log=log)
     rec["local_link"] = local_link_cost(kn, iters=iters, threads=max(thread_set))
     ll = rec["local_link"]
     log(f"local link {kn}x{kn}: {ll['local_ms']:.1f} ms/iter against {ll['global_ms']:.1f} "
@@ -387,6 +359,12 @@ def markdown(rec: dict) -> str:
         lines += ["", f"Measured interleaved (the two configurations in turn, 3 rounds, medians), "
                   f"{max(rec['threads'])} threads:", ""]
         lines += [f"- {labels.get(k, k)}: {v:.2f}x" for k, v in rec["scaling"].items()]
+    if rec.get("realistic"):
+        from .bench_realistic import realistic_markdown
+
+        lines += ["", "Realistic cases (issue 17): per iteration in FFT pairs of the same size, "
+                  "and fuse() with its defaults to convergence, set-up included.", "",
+                  realistic_markdown(rec["realistic"]).rstrip()]
     if rec.get("local_link"):
         ll = rec["local_link"]
         lines += [f"- iteration with the local link (knots 64 px apart, degree 4) against the "

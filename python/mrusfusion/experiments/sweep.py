@@ -12,13 +12,13 @@ from __future__ import annotations
 import itertools
 import sys
 import time
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple, cast
 
 import numpy as np
 
 from .. import metrics
+from ..batch.engine import Outcome, run_tasks
 from .._config import get_num_threads
 from .._validation import as_image, check_weight
 from ..fourier import DEFAULT_PLANNER
@@ -363,27 +363,17 @@ def sweep(mr, us, *, tau1=None, tau2=None, tau3=None, tau4=None, region_a=None, 
 
     t_start = time.perf_counter()
     outcomes: Dict[int, Tuple[dict, np.ndarray, float]] = {}  # grid index -> result
-    if workers == 1:
-        for k in range(n):
-            outcomes[k] = one(k)
-            report(k, outcomes[k][0], outcomes[k][2], k + 1)
-    else:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mrusfusion-sweep") as ex:
-            futures = {ex.submit(one, k): k for k in range(n)}
-            pending = set(futures)
-            done_count = 0
-            try:
-                while pending:
-                    done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-                    for fut in done:
-                        k = futures[fut]
-                        outcomes[k] = fut.result()  # re-raises the fusion's error
-                        done_count += 1
-                        report(k, outcomes[k][0], outcomes[k][2], done_count)
-            except BaseException:
-                for fut in pending:
-                    fut.cancel()
-                raise
+    done_count = 0
+
+    def on_done(o: Outcome) -> None:
+        nonlocal done_count
+        if not o.ok:  # stop at the first failure, as a loop would, with the fusion's own error
+            raise o.exception if o.exception is not None else RuntimeError(o.error)
+        outcomes[o.index] = o.value
+        done_count += 1
+        report(o.index, o.value[0], o.value[2], done_count)
+
+    run_tasks(one, range(n), backend="threads", workers=workers, on_done=on_done)
     ordered = [outcomes[k] for k in range(n)]
     return SweepResult(table=[o[0] for o in ordered], axes=axes,
                        images=tuple(o[1] for o in ordered),

@@ -1,4 +1,4 @@
-"""Read and write 2-D medical images with their pixel spacing, and prepare an MR/US pair.
+"""Read and write medical images and volumes with their spacing, and prepare an MR/US pair.
 
 The fusion model (DESIGN.md, observation model) needs two things the arrays alone do not
 carry: the physical size of a pixel in each image, from which the decimation ``ratio`` between
@@ -11,8 +11,9 @@ factor, and :func:`prepare_pair` does all of that in one call.
 
 Modules: :mod:`.image` (the :class:`Image` type, dtype and spacing conventions),
 :mod:`.readers`, :mod:`.writers`, :mod:`.atomic`, :mod:`.geometry` (ratio, resampling,
-cropping) and :mod:`.pairs` (:func:`prepare_pair`). A new file format is one reader function
-in ``readers.py`` and/or one writer in ``writers.py``, plus its extension in the table there.
+cropping), :mod:`.dicom` (DICOM files and series) and :mod:`.pairs` (:func:`prepare_pair`).
+A new file format is one reader function in ``readers.py`` and/or one writer in
+``writers.py``, plus its extension in the table there.
 
 Conventions
 -----------
@@ -30,15 +31,25 @@ Conventions
   spacing is ``(pixdim[1], pixdim[2])`` converted to mm. :func:`save` writes the array in the
   same order, so ``load(save(...))`` round-trips exactly.
 
+Volumes
+-------
+``load(path, volume=True)`` reads a 3-D volume whole: a NIfTI volume (the file's voxel axes,
+``pixdim[1:4]``, the affine in mm), a DICOM series (a folder; ordered along the slice normal,
+indexed ``[slice, row, col]``, affine in NIfTI's RAS+ convention: :mod:`.dicom`), 3-D NumPy or
+MATLAB arrays and multi-page TIFF. ``spacing`` then has one entry per axis;
+:func:`ratios_from_spacing` gives one integer ratio per axis, :func:`prepare_pair` returns them
+as a tuple, carries the US affine (moved by a resampling) for the output and the US field of
+view (:func:`field_of_view`) as ``mask``; ``save(..., volume=True)`` writes a volume.
+
 The readers (nibabel, pydicom, imageio, tifffile, h5py) are optional and imported only when a
 file of their format is read or written; install them all with ``pip install "mrusfusion[io]"``.
 """
 from __future__ import annotations
 
 from .atomic import write_atomic
-from .geometry import crop_to_ratio, ratio_from_spacing, resample_to_ratio
+from .geometry import crop_to_ratio, ratio_from_spacing, ratios_from_spacing, resample_to_ratio
 from .image import Image
-from .pairs import PreparedPair, prepare_pair
+from .pairs import PreparedPair, field_of_view, prepare_pair
 from .readers import READ_FORMATS, load
 from .writers import WRITE_FORMATS, save
 
@@ -48,6 +59,8 @@ __all__ = [
     "save",
     "write_atomic",
     "ratio_from_spacing",
+    "ratios_from_spacing",
+    "field_of_view",
     "resample_to_ratio",
     "crop_to_ratio",
     "prepare_pair",

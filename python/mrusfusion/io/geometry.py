@@ -1,28 +1,97 @@
 """Grid geometry of a registered MR/US pair: integer ratio, resampling, common field of view.
 
 The observation model of DESIGN.md, :math:`y_{MR} = S H x`, decimates the US grid by one
-integer ``ratio`` on both axes. These functions bring two grids to that relation: the ratio
-from the pixel spacings, a resampling of the US image when the spacings are not in an integer
-ratio, and a crop to the common field of view (both images start at the same outer corner).
+integer ``ratio`` on both axes of an image, or by one integer per axis of a volume (DESIGN.md
+section 11: ``s_a = round(H_a / h_a)``). These functions bring two grids to that relation: the
+ratio from the pixel spacings, a resampling of the US image when the spacings are not in an
+integer ratio, and a crop to the common field of view (both images start at the same outer
+corner).
 """
 from __future__ import annotations
 
 import math
-from typing import Tuple
+from typing import Tuple, Union
 
 import numpy as np
 
 from .image import Spacing, as_float, check_spacing
 
-__all__ = ["ratio_from_spacing", "resample_to_ratio", "crop_to_ratio", "resampled_affine"]
+__all__ = ["ratio_from_spacing", "ratios_from_spacing", "resample_to_ratio", "crop_to_ratio",
+           "resampled_affine"]
+
+#: A ratio: one integer for both axes of an image, or one per axis of a volume.
+Ratio = Union[int, Tuple[int, ...]]
 
 
-def _spacing(value: Spacing, name: str) -> Spacing:
+def _spacing(value: Spacing, name: str, ndim: int = 2) -> Spacing:
     """:func:`check_spacing` for a spacing that must be known (``None`` refused)."""
-    spacing = check_spacing(value, name)
+    spacing = check_spacing(value, name, ndim)
     if spacing is None:
-        raise ValueError(f"`{name}` must be two positive finite numbers (row, col) in mm, got None")
+        what = "two positive finite numbers (row, col)" if ndim == 2 else (
+            f"{ndim} positive finite numbers (one per axis)")
+        raise ValueError(f"`{name}` must be {what} in mm, got None")
     return spacing
+
+
+def _fmt(values) -> str:
+    return "(" + ", ".join(f"{float(v):.4g}" for v in values) + ")"
+
+
+def ratios_from_spacing(mr_spacing: Spacing, us_spacing: Spacing, *,
+                        tol: float = 0.05) -> Tuple[int, ...]:
+    """The per-axis integer decimation ratios between the MR and US grids of a volume.
+
+    Parameters
+    ----------
+    mr_spacing, us_spacing : sequence of float
+        Voxel spacings in mm, one entry per axis (2 or 3, the same number for both).
+    tol : float, default 0.05
+        Accepted relative deviation of each per-axis ratio from its integer.
+
+    Returns
+    -------
+    tuple of int
+        ``s_a = round(H_a / h_a)`` per axis (DESIGN.md section 11).
+
+    Raises
+    ------
+    ValueError
+        If a spacing is invalid, the two have different lengths, ``tol`` is not in ``[0, 1)``,
+        or an axis is not within ``tol`` of an integer ratio; the message gives both spacings,
+        the ratios found and the US spacing that would fix it.
+
+    Notes
+    -----
+    Per axis :math:`a`, :math:`r_a = H_a / h_a` must satisfy :math:`|r_a - s_a| \\le
+    \\mathrm{tol}\\, s_a` with :math:`s_a = \\max(1, \\mathrm{round}(r_a))`.
+
+    Examples
+    --------
+    >>> from mrusfusion.io import ratios_from_spacing
+    >>> ratios_from_spacing((1.0, 1.0, 4.0), (0.5, 0.5, 1.0))
+    (2, 2, 4)
+    >>> ratios_from_spacing((1.0, 1.0, 2.5), (0.5, 0.5, 1.0))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    ValueError: MR spacing (1, 1, 2.5) mm and US spacing (0.5, 0.5, 1) mm give ratios (2, 2, 2.5)...
+    """
+    n = np.size(mr_spacing) if np.size(mr_spacing) > 1 else np.size(us_spacing)
+    mr = np.array(_spacing(mr_spacing, "mr_spacing", max(2, int(n))))
+    us = np.array(_spacing(us_spacing, "us_spacing", mr.size))
+    if not (isinstance(tol, (int, float)) and 0 <= tol < 1):
+        raise ValueError(f"`tol` must be in [0, 1), got {tol!r}")
+    ratios = mr / us
+    nearest = np.maximum(1, np.rint(ratios))
+    bad = np.abs(ratios - nearest) > tol * nearest
+    if not bad.any():
+        return tuple(int(r) for r in nearest)
+    axes = ", ".join(str(a) for a in np.flatnonzero(bad))
+    raise ValueError(
+        f"MR spacing {_fmt(mr)} mm and US spacing {_fmt(us)} mm give ratios {_fmt(ratios)}, "
+        f"not integers within tol={tol} on axis {axes}; resample the US volume to spacing "
+        f"{_fmt(mr / nearest)} mm (ratios {tuple(int(r) for r in nearest)}), e.g. with "
+        "mrusfusion.io.resample_to_ratio"
+    )
 
 
 def _nearest_common_ratio(ratios: np.ndarray) -> int:
@@ -89,15 +158,15 @@ def ratio_from_spacing(mr_spacing: Spacing, us_spacing: Spacing, *, tol: float =
 
 def resample_to_ratio(
     us: np.ndarray, us_spacing: Spacing, mr_spacing: Spacing
-) -> Tuple[np.ndarray, Spacing, int]:
+) -> Tuple[np.ndarray, Spacing, Ratio]:
     """Resample the US image so its spacing divides the MR spacing by an integer.
 
     Parameters
     ----------
-    us : (M, N) array_like
-        The US image.
-    us_spacing, mr_spacing : float or (float, float)
-        Pixel spacings ``(row, col)`` in mm.
+    us : (M, N) or (M, N, P) array_like
+        The US image or volume.
+    us_spacing, mr_spacing : float or sequence of float
+        Pixel spacings in mm, one per axis.
 
     Returns
     -------
@@ -107,14 +176,15 @@ def resample_to_ratio(
         fits inside the original field of view.
     new_spacing : (float, float)
         ``mr_spacing / ratio``, exactly.
-    ratio : int
+    ratio : int or tuple of int
         The integer nearest to the per-axis ratios ``mr_spacing / us_spacing`` (when the two
-        axes round differently, the integer nearest to their geometric mean), at least 1.
+        axes round differently, the integer nearest to their geometric mean), at least 1. For
+        a 3-D volume, the nearest integer per axis (a tuple).
 
     Raises
     ------
     ValueError
-        If ``us`` is not a real 2-D array or a spacing is invalid.
+        If ``us`` is not a real 2-D or 3-D array or a spacing is invalid.
 
     Notes
     -----
@@ -136,12 +206,17 @@ def resample_to_ratio(
     from scipy import ndimage
 
     us_arr = as_float(us, "`us`")
-    if us_arr.ndim != 2:
-        raise ValueError(f"`us` must be a 2-D array, got shape {us_arr.shape}")
-    us_sp = np.array(_spacing(us_spacing, "us_spacing"))
-    mr_sp = np.array(_spacing(mr_spacing, "mr_spacing"))
-    ratio = _nearest_common_ratio(mr_sp / us_sp)
-    new_sp = mr_sp / ratio
+    if us_arr.ndim not in (2, 3):
+        raise ValueError(f"`us` must be a 2-D array (or a 3-D volume), got shape {us_arr.shape}")
+    us_sp = np.array(_spacing(us_spacing, "us_spacing", us_arr.ndim))
+    mr_sp = np.array(_spacing(mr_spacing, "mr_spacing", us_arr.ndim))
+    ratio: Ratio
+    if us_arr.ndim == 2:
+        ratio = _nearest_common_ratio(mr_sp / us_sp)
+        new_sp = mr_sp / ratio
+    else:
+        ratio = tuple(int(r) for r in np.maximum(1, np.rint(mr_sp / us_sp)))
+        new_sp = mr_sp / np.array(ratio)
     scale = new_sp / us_sp  # input pixels per output pixel
     # The 1e-9 guards against 31.999999 becoming 31 when the grids already match.
     shape = tuple(max(1, int(math.floor(n / s + 1e-9))) for n, s in zip(us_arr.shape, scale))
@@ -150,22 +225,23 @@ def resample_to_ratio(
         us_arr, scale, offset=offset, output_shape=shape, order=3, mode="nearest",
         output=us_arr.dtype,
     )
-    return out, (float(new_sp[0]), float(new_sp[1])), ratio
+    return out, tuple(float(v) for v in new_sp), ratio
 
 
 def crop_to_ratio(
-    mr: np.ndarray, us: np.ndarray, ratio: int
+    mr: np.ndarray, us: np.ndarray, ratio: Ratio
 ) -> Tuple[np.ndarray, np.ndarray]:
     """Crop a registered MR/US pair to their common field of view with ``us = ratio * mr``.
 
     Parameters
     ----------
-    mr : (m, n) array_like
-        The MR image.
-    us : (M, N) array_like
-        The US image, registered to ``mr`` with the same top-left corner.
-    ratio : int
-        Decimation ratio (see :func:`ratio_from_spacing`).
+    mr : (m, n) or (m, n, p) array_like
+        The MR image or volume.
+    us : (M, N) or (M, N, P) array_like
+        The US image or volume, registered to ``mr`` with the same first corner.
+    ratio : int or tuple of int
+        Decimation ratio, or one per axis (see :func:`ratio_from_spacing`,
+        :func:`ratios_from_spacing`).
 
     Returns
     -------
@@ -176,8 +252,8 @@ def crop_to_ratio(
     Raises
     ------
     ValueError
-        If an input is not 2-D, ``ratio`` is not a positive integer, or the common field of
-        view holds no full MR pixel.
+        If an input is not 2-D or 3-D, the two differ in dimension, ``ratio`` is not a positive
+        integer (or a tuple of one per axis), or the common field of view holds no full MR pixel.
 
     Notes
     -----
@@ -193,21 +269,33 @@ def crop_to_ratio(
     >>> mr_c.shape, us_c.shape
     ((8, 8), (32, 32))
     """
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, np.integer)) or ratio < 1:
-        raise ValueError(f"`ratio` must be a positive integer, got {ratio!r}")
-    ratio = int(ratio)
     mr_arr, us_arr = np.asarray(mr), np.asarray(us)
     for name, arr in (("mr", mr_arr), ("us", us_arr)):
-        if arr.ndim != 2:
-            raise ValueError(f"`{name}` must be a 2-D array, got shape {arr.shape}")
-    rows = min(mr_arr.shape[0], us_arr.shape[0] // ratio)
-    cols = min(mr_arr.shape[1], us_arr.shape[1] // ratio)
-    if rows < 1 or cols < 1:
+        if arr.ndim not in (2, 3):
+            raise ValueError(f"`{name}` must be a 2-D array (or a 3-D volume), got shape "
+                             f"{arr.shape}")
+    if us_arr.ndim != mr_arr.ndim:
+        raise ValueError(f"`mr` and `us` must have the same number of dimensions, got shapes "
+                         f"{mr_arr.shape} and {us_arr.shape}")
+    ratios = _check_ratio(ratio, mr_arr.ndim)
+    keep = [min(m, u // r) for m, u, r in zip(mr_arr.shape, us_arr.shape, ratios)]
+    if min(keep) < 1:
         raise ValueError(
-            f"no common field of view: `us` of shape {us_arr.shape} holds fewer than {ratio} "
-            f"pixels (one MR pixel at ratio {ratio}) along an axis"
+            f"no common field of view: `us` of shape {us_arr.shape} holds fewer than one MR "
+            f"pixel at ratio {ratio} along an axis"
         )
-    return mr_arr[:rows, :cols], us_arr[: ratio * rows, : ratio * cols]
+    return (mr_arr[tuple(slice(k) for k in keep)],
+            us_arr[tuple(slice(k * r) for k, r in zip(keep, ratios))])
+
+
+def _check_ratio(ratio, ndim: int) -> Tuple[int, ...]:
+    """``ratio`` (an int, or a tuple of ``ndim`` ints) as ``ndim`` positive integers."""
+    values = ratio if isinstance(ratio, (tuple, list)) else (ratio,) * ndim
+    if len(values) != ndim or any(
+            isinstance(r, bool) or not isinstance(r, (int, np.integer)) or r < 1 for r in values):
+        raise ValueError(f"`ratio` must be a positive integer or a tuple of {ndim}, got "
+                         f"{ratio!r}")
+    return tuple(int(r) for r in values)
 
 
 def resampled_affine(
@@ -219,13 +307,13 @@ def resampled_affine(
     ----------
     affine : (4, 4) array_like
         The affine of the image before resampling (rows along voxel axis 0, columns axis 1).
-    old_spacing, new_spacing : (float, float)
-        Pixel spacings ``(row, col)`` before and after resampling.
+    old_spacing, new_spacing : sequence of float
+        Pixel spacings before and after resampling, one per axis (2 or 3).
 
     Returns
     -------
     ndarray
-        A new (4, 4) float64 affine: the first two columns scaled by ``new / old``, the
+        A new (4, 4) float64 affine: the first 2 (3) columns scaled by ``new / old``, the
         translation moved so that the outer corner of pixel ``(0, 0)`` stays where it was.
 
     Raises
@@ -250,10 +338,10 @@ def resampled_affine(
     a = np.array(affine, dtype=np.float64)
     if a.shape != (4, 4) or not np.all(np.isfinite(a)):
         raise ValueError(f"`affine` must be a finite 4x4 array, got shape {a.shape}")
-    old = np.array(_spacing(old_spacing, "old_spacing"))
-    new = np.array(_spacing(new_spacing, "new_spacing"))
+    n = max(2, int(np.size(old_spacing)))
+    old = np.array(_spacing(old_spacing, "old_spacing", n))
+    new = np.array(_spacing(new_spacing, "new_spacing", n))
     scale = new / old
-    a[:3, 3] = a[:3, 3] + a[:3, 0] * (scale[0] - 1) / 2 + a[:3, 1] * (scale[1] - 1) / 2
-    a[:3, 0] *= scale[0]
-    a[:3, 1] *= scale[1]
+    a[:3, 3] = a[:3, 3] + a[:3, :n] @ ((scale - 1) / 2)
+    a[:3, :n] *= scale
     return a

@@ -47,7 +47,8 @@ def _write_nifti(tmp: str, data, spacing, affine, bit_depth, variable) -> None:
     if affine is None:
         affine = np.eye(4)
         if spacing is not None:
-            affine[0, 0], affine[1, 1] = spacing
+            for axis, step in enumerate(spacing):
+                affine[axis, axis] = step
     img = nib.Nifti1Image(data, affine)
     img.header.set_data_dtype(data.dtype)
     img.header.set_xyzt_units("mm")
@@ -67,7 +68,10 @@ def _write_png(tmp: str, data, spacing, affine, bit_depth, variable) -> None:
 
 def _write_tiff(tmp: str, data, spacing, affine, bit_depth, variable) -> None:
     tifffile = require("tifffile", "writing TIFF files")
-    tifffile.imwrite(tmp, data.astype(np.float32))
+    if data.ndim == 3:  # pages of grey, never RGB
+        tifffile.imwrite(tmp, data.astype(np.float32), photometric="minisblack")
+    else:
+        tifffile.imwrite(tmp, data.astype(np.float32))
 
 
 def _write_mat(tmp: str, data, spacing, affine, bit_depth, variable) -> None:
@@ -75,7 +79,7 @@ def _write_mat(tmp: str, data, spacing, affine, bit_depth, variable) -> None:
 
     arrays = {variable: data}
     if spacing is not None:
-        arrays[SPACING_KEY] = np.asarray(spacing, dtype=np.float64).reshape(1, 2)
+        arrays[SPACING_KEY] = np.asarray(spacing, dtype=np.float64).reshape(1, -1)
     savemat(tmp, arrays, format="5", do_compression=True)
 
 
@@ -100,8 +104,9 @@ def save(
     affine: Optional[np.ndarray] = None,
     bit_depth: int = 8,
     variable: str = "image",
+    volume: bool = False,
 ) -> Path:
-    """Write a 2-D image (and its spacing, where the format keeps it) without risking data.
+    """Write a 2-D image or a 3-D volume (and its spacing, where the format keeps it) safely.
 
     Parameters
     ----------
@@ -113,7 +118,8 @@ def save(
     image : Image or array_like
         The image. An :class:`Image` brings its own spacing.
     spacing : float or (float, float), optional
-        Pixel spacing ``(row, col)`` in mm; overrides ``image.spacing``.
+        Pixel spacing ``(row, col)`` in mm (one entry per axis for a volume); overrides
+        ``image.spacing``.
     overwrite : bool, default False
         Replace an existing file. Without it an existing target is left untouched.
     affine : (4, 4) array_like, optional
@@ -123,6 +129,9 @@ def save(
         PNG only: bits per pixel of the rescaled image.
     variable : str, default "image"
         MATLAB only: name of the variable holding the image.
+    volume : bool, default False
+        Accept a 3-D volume (``.npy``, ``.npz``, NIfTI, TIFF pages, ``.mat``; not PNG). NIfTI
+        keeps the voxel axes as given, with ``affine`` or a diagonal one from ``spacing``.
 
     Returns
     -------
@@ -174,9 +183,14 @@ def save(
     else:
         data, own_spacing = image, None
     data = as_float(data, "`image`")
-    if data.ndim != 2:
-        raise ValueError(f"`image` must be a 2-D array, got shape {data.shape}")
-    final_spacing = check_spacing(spacing) if spacing is not None else own_spacing
+    if volume and data.ndim == 3:
+        if ext == ".png":
+            raise ValueError("a 3-D volume cannot be written to PNG; use .nii.gz, .npz or .npy")
+    elif data.ndim != 2:
+        hint = "" if volume else "; pass `volume=True` to write a 3-D volume"
+        raise ValueError(f"`image` must be a 2-D array, got shape {data.shape}{hint}")
+    final_spacing = check_spacing(spacing if spacing is not None else own_spacing, "spacing",
+                                  data.ndim)
     if bit_depth not in (8, 16):
         raise ValueError(f"`bit_depth` must be 8 or 16, got {bit_depth!r}")
     if not isinstance(variable, str) or not _MATLAB_NAME.match(variable) or (

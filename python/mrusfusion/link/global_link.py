@@ -274,16 +274,21 @@ def fit_polynomial(mr, us, degree: int = 4, *, gradient: str = "directional",
     xm, gm = float(np.max(np.abs(x[sel]))), float(np.max(np.abs(g[sel])))
     terms = sum(abs(c) * xm**p * gm**q for c, (p, q) in zip(cn, exponents(d)))
     fn = np.empty_like(x)
-    ssr, fmax = float("nan"), float("nan")
+    ssr, fmax, fspread = float("nan"), float("nan"), float("nan")
     if np.isfinite(terms):
         ssr = _core.coupling_eval(x, cn, d, gmap.mode, gmap.uv, gmap.uh, float(gmap.eps or 0.0),
                                   y, m, fn, None, None, nt)
         fmax = float(np.max(np.abs(fn[sel])))
+        fspread = float(np.max(np.abs(fn[sel] - np.mean(fn[sel]))))
     prec = "float32" if eps_eval > 1e-10 else "float64"
-    if not terms * 1e3 * eps_eval <= fmax:  # also catches inf and NaN
+    # The rounding of the evaluation (about eps times the terms) must stay far below the link's
+    # variation, not only below its values: a link that varies by 1e-6 around 0.1 with terms of
+    # 1e12 predicts nothing (a link as flat as the rounding of its values is fine).
+    if not terms * 1e3 * eps_eval <= max(fspread, 2e3 * eps_eval * fmax):  # catches inf, NaN
         raise ValueError(f"the polynomial link of degree {d} cannot be evaluated accurately in "
-                         f"{prec}: its terms reach {terms:.3g} for values of at most {fmax:.3g} "
-                         f"(the MR intensities span too narrow a range); use a lower degree"
+                         f"{prec}: its terms reach {terms:.3g} while its values vary by "
+                         f"{fspread:.3g} around at most {fmax:.3g} (the MR intensities span too "
+                         f"narrow a range); use a lower degree"
                          + (" or float64 images" if prec == "float32" else ""))
     coeffs = _to_units(cn, d, sx, sy)
     ok = False

@@ -53,20 +53,25 @@ def backscatter_levels(rng: np.random.Generator, k: int, range_db: float) -> np.
 
 
 def beam_derivative(z: np.ndarray, u) -> np.ndarray:
-    """Central difference of ``z`` along the beam ``u = (u_v, u_h)``, periodic."""
-    dv = 0.5 * (np.roll(z, -1, axis=0) - np.roll(z, 1, axis=0))
-    dh = 0.5 * (np.roll(z, -1, axis=1) - np.roll(z, 1, axis=1))
-    return u[0] * dv + u[1] * dh
+    """Central difference of ``z`` along the beam ``u`` (one component per axis), periodic."""
+    def central(axis: int) -> np.ndarray:
+        return 0.5 * (np.roll(z, -1, axis=axis) - np.roll(z, 1, axis=axis))
+
+    out = u[0] * central(0)
+    for axis in range(1, len(u)):
+        out = out + u[axis] * central(axis)
+    return out
 
 
 def thin_layer(labels: np.ndarray, width: int, u, n_layers: int):
     """The ``n_layers`` longest pieces of the band ``width`` px deep along the most frequent
     class interface met along the beam, on the side of the larger class: glue-like layers
-    between two stacked tissues."""
-    step = (int(round(u[0])), int(round(u[1])))
-    if step == (0, 0):
-        step = (1, 0) if abs(u[0]) >= abs(u[1]) else (0, 1)
-    nxt = np.roll(labels, (-step[0], -step[1]), axis=(0, 1))
+    between two stacked tissues (thin curved sheets in a volume)."""
+    axes = tuple(range(labels.ndim))
+    step = tuple(int(round(c)) for c in u)
+    if not any(step):
+        step = tuple(int(a == int(np.argmax(np.abs(u)))) for a in axes)
+    nxt = np.roll(labels, tuple(-c for c in step), axis=axes)
     a, b = labels.ravel(), nxt.ravel()
     diff = a != b
     if not diff.any():
@@ -80,11 +85,11 @@ def thin_layer(labels: np.ndarray, width: int, u, n_layers: int):
     near = np.zeros(labels.shape, bool)
     other_mask = labels == other
     for d in range(1, width + 1):
-        near |= np.roll(other_mask, (d * step[0], d * step[1]), axis=(0, 1))
-        near |= np.roll(other_mask, (-d * step[0], -d * step[1]), axis=(0, 1))
+        near |= np.roll(other_mask, tuple(d * c for c in step), axis=axes)
+        near |= np.roll(other_mask, tuple(-d * c for c in step), axis=axes)
     mask = near & (labels == host)
     # short fragments (around specks of a noisy labelling) are not layers
-    parts, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    parts, n = ndimage.label(mask, structure=np.ones((3,) * labels.ndim))
     sizes = np.bincount(parts.ravel(), minlength=n + 1)[1:]
     keep = [c + 1 for c in np.argsort(-sizes, kind="stable")[:n_layers] if sizes[c] >= 8 * width]
     mask = np.isin(parts, keep)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple, Union, cast
 
 import numpy as np
 from scipy import ndimage
@@ -28,6 +28,8 @@ from .._validation import as_image, check_direction, check_int, check_scalar
 from ..operators import Blur, Decimation, gaussian_psf
 from ._tissue import (backscatter_levels, beam_derivative, class_values, thin_layer,
                       tissue_classes)
+from ._volume import (as_volume, autocorrelation_area, blur, decimate, gaussian_psf_nd,
+                      per_axis, unit_vector, us_psf_nd)
 from .protocol import snr_db
 
 __all__ = ["simulate_bmode", "RealisticSimulation", "thin_contrast"]
@@ -40,7 +42,8 @@ class RealisticSimulation:
     Attributes
     ----------
     mr : ndarray, shape (n1/ratio, n2/ratio)
-        Observed MR ``y_m = S C mr_true + n``, Gaussian noise.
+        Observed MR ``y_m = S C mr_true + n``, Gaussian noise (every shape here has three
+        entries for a volume).
     us : ndarray, shape (n1, n2)
         Observed B-mode in [0, 1].
     mr_true : ndarray, shape (n1, n2)
@@ -51,7 +54,7 @@ class RealisticSimulation:
         Tissue classes 0..K-1 (ordered by mean MR intensity when computed here).
     thin_mask : ndarray of bool, shape (n1, n2)
         The thin echogenic structures (all False when there are none).
-    ratio : int
+    ratio : int or (int, int, int)
     psf : ndarray
         MR point-spread function.
     speckle_scale : float
@@ -70,7 +73,7 @@ class RealisticSimulation:
     us_true: np.ndarray
     labels: np.ndarray
     thin_mask: np.ndarray
-    ratio: int
+    ratio: Union[int, Tuple[int, ...]]
     psf: np.ndarray
     speckle_scale: float
     grain_area: float
@@ -79,18 +82,6 @@ class RealisticSimulation:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _grain_area(residual: np.ndarray, valid: np.ndarray) -> float:
-    """Area (px) where the normalised periodic autocorrelation of the residual exceeds 1/2,
-    counted on the connected lobe around zero lag."""
-    r = np.where(valid, residual - residual[valid].mean(), 0.0)
-    f = np.fft.rfft2(r)
-    ac = np.fft.irfft2(f * np.conj(f), s=r.shape)
-    ac = np.fft.fftshift(ac / ac[0, 0])
-    lobes, _ = ndimage.label(ac > 0.5)
-    centre = lobes[r.shape[0] // 2, r.shape[1] // 2]
-    return float(np.count_nonzero(lobes == centre))
 
 
 def _us_psf(shape, u, wavelength: float, axial_sigma: float, lateral_sigma: float) -> np.ndarray:
@@ -117,8 +108,8 @@ def _seeds(seed, n: int):
 # --------------------------------------------------------------------------- simulator
 
 
-def simulate_bmode(mr_hr, ratio: int = 4, *, mr_snr_db: float = 35.0, labels=None,
-                   n_classes: int = 4, backscatter: Optional[Sequence[float]] = None,
+def simulate_bmode(mr_hr, ratio: Union[int, Tuple[int, ...]] = 4, *, mr_snr_db: float = 35.0,
+                   labels=None, n_classes: int = 4, backscatter: Optional[Sequence[float]] = None,
                    backscatter_range_db: float = 30.0,
                    impedance: Optional[Sequence[float]] = None, specular_gain: float = 1.0,
                    texture: float = 0.12, texture_scale: float = 8.0, thin_layers: int = 2,
@@ -126,16 +117,17 @@ def simulate_bmode(mr_hr, ratio: int = 4, *, mr_snr_db: float = 35.0, labels=Non
                    thin_value: Optional[float] = None, thin_echo: float = 3.0,
                    wavelength: float = 4.0, axial_sigma: float = 1.2, lateral_sigma: float = 1.8,
                    dynamic_range: float = 55.0, reference_percentile: float = 99.0,
-                   scan_direction=(1.0, 0.0), psf_size: int = 9, psf_variance: float = 4.0,
+                   scan_direction=None, psf_size: int = 9, psf_variance: float = 4.0,
                    seed=None) -> RealisticSimulation:
     """Simulate an MR/US pair from a high-resolution MR image with a B-mode speckle model.
 
     Parameters
     ----------
-    mr_hr : array_like, shape (n1, n2)
-        High-resolution MR ``x_m``, intensities in [0, 1]; cropped to a multiple of ``ratio``.
-    ratio : int
-        Decimation ratio of the MR observation.
+    mr_hr : array_like, shape (n1, n2) or (n1, n2, n3)
+        High-resolution MR ``x_m`` (an image or a volume, e.g. :func:`mrusfusion.phantom3d`),
+        intensities in [0, 1]; cropped to a multiple of ``ratio`` per axis.
+    ratio : int or (int, int, int)
+        Decimation ratio of the MR observation; one per axis for a volume.
     mr_snr_db : float
         MR SNR ``10 log10(||S C x_m||^2 / ||n||^2)`` (DESIGN.md section 8), met exactly.
     labels : array_like of int, shape (n1, n2), optional
@@ -166,8 +158,9 @@ def simulate_bmode(mr_hr, ratio: int = 4, *, mr_snr_db: float = 35.0, labels=Non
         Displayed dynamic range in dB.
     reference_percentile : float
         Percentile of the envelope that maps to 0 dB (the top of the display).
-    scan_direction : (float, float)
-        Beam direction ``(u_v, u_h)``; default axial, down the rows.
+    scan_direction : sequence of float, optional
+        Beam direction ``(u_v, u_h)`` (three components for a volume); default down the first
+        axis (the rows).
     psf_size, psf_variance : int, float
         MR PSF (the paper's 9x9 Gaussian of variance 4).
     seed : int or numpy Generator, optional
@@ -205,6 +198,11 @@ def simulate_bmode(mr_hr, ratio: int = 4, *, mr_snr_db: float = 35.0, labels=Non
 
     MR: ``y_m = S C mr_true + n``, ``n`` white Gaussian rescaled to the exact SNR.
 
+    Volumes: the same model in 3-D. The thin layers become thin curved sheets on the
+    interface (ellipsoids of :func:`mrusfusion.phantom3d`), the US PSF is Gaussian across the
+    beam in both transverse directions (``lateral_sigma``), the MR PSF a separable 3-D
+    Gaussian, the MR is decimated by one integer per axis and ``grain_area`` counts voxels.
+
     What it leaves out: attenuation and time-gain compensation, depth-dependent focusing (one
     shift-invariant PSF), beam steering and compounding, refraction, phase aberration,
     shadowing, reverberation and multiple scattering, electronic noise, non-Rayleigh
@@ -225,21 +223,24 @@ def simulate_bmode(mr_hr, ratio: int = 4, *, mr_snr_db: float = 35.0, labels=Non
     >>> sim.mr.shape, sim.us.shape, round(sim.speckle_scale, 4)
     ((16, 16), (32, 32), 0.1579)
     """
-    x = as_image(mr_hr, "mr_hr", min_size=4)
+    volume = np.ndim(mr_hr) == 3
+    x = as_volume(mr_hr, "mr_hr", min_size=4) if volume else as_image(mr_hr, "mr_hr", min_size=4)
     dt = x.dtype  # the images come back in it; the physics runs in float64
     x = x.astype(np.float64)
-    s = check_int(ratio, "ratio", low=1)
-    n1, n2 = (x.shape[0] // s) * s, (x.shape[1] // s) * s
-    if n1 // s < 2 or n2 // s < 2:
-        raise ValueError(f"`mr_hr` of shape {x.shape} gives an MR observation smaller than 2x2 "
-                         f"at ratio {s}")
+    s = per_axis(ratio, "ratio", 3) if volume else check_int(ratio, "ratio", low=1)
+    ratios = s if isinstance(s, tuple) else (s, s)
+    keep = tuple((n // r) * r for n, r in zip(x.shape, ratios))
+    if min(k // r for k, r in zip(keep, ratios)) < 2:
+        raise ValueError(f"`mr_hr` of shape {x.shape} gives an MR observation smaller than 2 "
+                         f"pixels per axis at ratio {s}")
     if x.min() < -0.1 or x.max() > 1.1:
         raise ValueError(f"`mr_hr` must hold intensities in [0, 1], got [{x.min():.3g}, "
                          f"{x.max():.3g}]; divide it by its maximum")
     snr = check_scalar(mr_snr_db, "mr_snr_db")
     if abs(snr) > 300.0:
         raise ValueError(f"`mr_snr_db` must be between -300 and 300 dB, got {snr:g}")
-    u = check_direction(scan_direction)
+    u = unit_vector(scan_direction, 3) if volume else check_direction(
+        (1.0, 0.0) if scan_direction is None else scan_direction)
     pos = {name: check_scalar(val, name, positive=True) for name, val in (
         ("wavelength", wavelength), ("axial_sigma", axial_sigma),
         ("lateral_sigma", lateral_sigma), ("dynamic_range", dynamic_range),
@@ -252,9 +253,10 @@ def simulate_bmode(mr_hr, ratio: int = 4, *, mr_snr_db: float = 35.0, labels=Non
     if thin_value is not None:
         thin_value = check_scalar(thin_value, "thin_value")
     n_layers = check_int(thin_layers, "thin_layers", low=0)
-    psf = gaussian_psf(psf_size, psf_variance)
+    psf = gaussian_psf_nd(psf_size, psf_variance, 3) if volume else gaussian_psf(psf_size,
+                                                                                 psf_variance)
     rng_tissue, rng_texture, rng_scatter, rng_noise = _seeds(seed, 4)
-    x = np.ascontiguousarray(x[:n1, :n2])
+    x = np.ascontiguousarray(x[tuple(slice(n) for n in keep)])
     if labels is None:
         lab = tissue_classes(x, check_int(n_classes, "n_classes", low=1, high=16))
     else:
@@ -264,7 +266,8 @@ def simulate_bmode(mr_hr, ratio: int = 4, *, mr_snr_db: float = 35.0, labels=Non
         if given.shape != tuple(np.shape(mr_hr)):
             raise ValueError(f"`labels` must have the shape of `mr_hr` {np.shape(mr_hr)}, "
                              f"got {given.shape}")
-        lab = np.unique(given[:n1, :n2], return_inverse=True)[1].reshape(n1, n2)
+        lab = np.unique(given[tuple(slice(n) for n in keep)],
+                        return_inverse=True)[1].reshape(keep)
     k = int(lab.max()) + 1
 
     amp = class_values(backscatter, "backscatter", k,
@@ -288,12 +291,13 @@ def simulate_bmode(mr_hr, ratio: int = 4, *, mr_snr_db: float = 35.0, labels=Non
         e += specular_gain * np.abs(beam_derivative(z_cls[lab], u)) / z_step
     e[thin] = pos["thin_echo"]
 
-    h = _us_psf(lab.shape, u, pos["wavelength"], pos["axial_sigma"], pos["lateral_sigma"])
-    h_hat = np.fft.fft2(h)
+    h = (us_psf_nd if volume else _us_psf)(lab.shape, u, pos["wavelength"], pos["axial_sigma"],
+                                           pos["lateral_sigma"])
+    h_hat = np.fft.fftn(h)  # fftn is fft2 on an image: the same numbers
     scat = (rng_scatter.standard_normal(lab.shape)
             + 1j * rng_scatter.standard_normal(lab.shape)) * math.sqrt(0.5)
-    env = np.abs(np.fft.ifft2(h_hat * np.fft.fft2(e * scat)))
-    mean_power = np.fft.ifft2(np.fft.fft2(np.abs(h) ** 2) * np.fft.fft2(e * e)).real
+    env = np.abs(np.fft.ifftn(h_hat * np.fft.fftn(e * scat)))
+    mean_power = np.fft.ifftn(np.fft.fftn(np.abs(h) ** 2) * np.fft.fftn(e * e)).real
     tiny = 1e-300
     # |env| = sigma R with R ~ Rayleigh(1), E R^2 = 2: so us - us_true = alpha log R exactly
     sigma = np.sqrt(np.maximum(mean_power, tiny) / 2.0)
@@ -302,9 +306,10 @@ def simulate_bmode(mr_hr, ratio: int = 4, *, mr_snr_db: float = 35.0, labels=Non
     us_raw = alpha * np.log(np.maximum(env, tiny) / ref) + 1.0
     true_raw = alpha * np.log(sigma / ref) + 1.0
     valid = (us_raw > 0) & (us_raw < 1) & (true_raw > 0) & (true_raw < 1)
-    grain = _grain_area(us_raw - true_raw, valid) if valid.any() else float("nan")
+    grain = autocorrelation_area(us_raw - true_raw, valid) if valid.any() else float("nan")
 
-    clean = Decimation(s).apply(Blur(psf, lab.shape).apply(mr_true))
+    clean = (decimate(blur(mr_true, psf), ratios) if volume
+             else Decimation(cast(int, s)).apply(Blur(psf, lab.shape).apply(mr_true)))
     e_m = float(np.sum(clean**2))
     if not e_m > 0:
         raise ValueError("the blurred MR image is zero, so no noise level gives the requested "
@@ -326,12 +331,13 @@ def simulate_bmode(mr_hr, ratio: int = 4, *, mr_snr_db: float = 35.0, labels=Non
         psf_size=int(psf.shape[0]), psf_variance=float(psf_variance),
         clipped_fraction=float(1.0 - valid.mean()),
         seed=seed if seed is None or isinstance(seed, numbers.Integral) else "Generator")
-    n_thin = ndimage.label(thin, structure=np.ones((3, 3)))[1]
+    n_thin = ndimage.label(thin, structure=np.ones((3,) * thin.ndim))[1]
     layer = (f"{n_thin} thin layer(s) of {int(thin.sum())} px in all, {width} px thick, between "
              f"classes {pair[0]} and {pair[1]}" if thin.any() and pair is not None
              else "no thin layer")
     message = (f"B-mode simulation: {k} tissue class(es), {layer}; speckle scale "
-               f"{alpha:.4f}, grain {grain:.1f} px; MR {n1 // s}x{n2 // s} at {achieved:.2f} dB")
+               f"{alpha:.4f}, grain {grain:.1f} px; MR {'x'.join(map(str, clean.shape))} at "
+               f"{achieved:.2f} dB")
     return RealisticSimulation(
         mr=(clean + n).astype(dt), us=np.clip(us_raw, 0.0, 1.0).astype(dt),
         mr_true=mr_true.astype(dt), us_true=np.clip(true_raw, 0.0, 1.0).astype(dt),

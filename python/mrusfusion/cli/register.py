@@ -79,13 +79,18 @@ def run(args) -> int:
     mr_img = io.load(args.mr_path, slice=args.mr_slice)
     us_img = io.load(args.us_path, slice=args.us_slice)
     pair = io.prepare_pair(mr_img, us_img, ratio=args.ratio)
+    ratios = (pair.ratio,) if isinstance(pair.ratio, int) else tuple(pair.ratio)
+    if len(set(ratios)) != 1:
+        raise ValueError(f"register needs one ratio for both axes, the grids give {ratios}; "
+                         "resample the US to one ratio first")
+    ratio = int(ratios[0])
     fov = None
     if args.us_mask is not None:
         fov = io.load(args.us_mask, slice=args.us_slice).data != 0
         if fov.shape != pair.us.shape:
             raise ValueError(f"--us-mask must have the shape of the US {pair.us.shape}, got "
                              f"{fov.shape}")
-    res = register(pair.mr, pair.us, ratio=pair.ratio, transform=args.transform,
+    res = register(pair.mr, pair.us, ratio=ratio, transform=args.transform,
                    degree=args.degree, levels=args.levels, smooth=args.smooth,
                    max_iter=args.max_iter, us_mask=fov)
     if not res.success and res.overlap < 0.25:
@@ -101,7 +106,7 @@ def run(args) -> int:
                                overwrite=args.overwrite))
     record = {
         "mrusfusion": __version__,
-        "mr": args.mr_path, "us": args.us_path, "us_mask": args.us_mask, "ratio": pair.ratio,
+        "mr": args.mr_path, "us": args.us_path, "us_mask": args.us_mask, "ratio": ratio,
         "transform": res.transform,
         "convention": "registered_us[o] = us[matrix @ [o, 1]], indices (row, col) of the US grid",
         "matrix": res.matrix, "params": res.params,

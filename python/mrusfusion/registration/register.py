@@ -6,7 +6,8 @@ aliasing) and sampled every ``f`` fine pixels. The parameters stay in fine-grid 
 level (a level's matrix is ``[M | t / f]``), so each level starts where the previous one ended.
 Each level runs L-BFGS-B on ``-S`` with the analytic gradient of :mod:`.similarity`; the
 coarse levels on ``-S q`` (``q`` the covered share of the mask), so that they cannot drift off
-the field onto a few easy pixels.
+the field onto a few easy pixels. An affine registration from the identity runs rigid over the
+pyramid first, then affine at the finest level.
 """
 from __future__ import annotations
 
@@ -275,25 +276,37 @@ def register(mr, us, *, ratio: Optional[int] = None, transform: str = "rigid", m
     iterations = 0
     # coarse levels weigh S by the covered share: on small images a ratio rewards drifting
     # onto a few easy pixels; the finest level measures S alone (unbiased)
-    pyramid = []
+    sims = []
     for f in factors:
         xl, ul, ml, fl = _pyramid(x0, y_u, m, f, smooth, fov)
-        sim = LinkSimilarity(xl, ul, ml, **kw, coverage=1.0 if f > 1 else 0.0, us_mask=fl)
-        pyramid.append(_Level(sim, f, transform, center, scale))
-    finest = pyramid[-1]
+        sims.append((f, LinkSimilarity(xl, ul, ml, **kw, coverage=1.0 if f > 1 else 0.0,
+                                       us_mask=fl)))
+    finest = _Level(sims[-1][1], 1, transform, center, scale)
     theta0 = theta.copy()
     s0 = finest.value(theta0 / scale)
     if not np.isfinite(s0):
         raise ValueError("the images do not overlap under the initial transform (or the overlap "
                          "holds no variance to explain)")
-    for level in pyramid:
-        res = optimize.minimize(level.objective, theta / scale, jac=True, method="L-BFGS-B",
-                                bounds=_bounds(transform, y_u.shape, scale),
-                                callback=lambda z, lv=level: history.append(lv.value(z)),
-                                options={"maxiter": max_iter})
-        iterations += int(res.nit)
-        if np.isfinite(level.value(res.x)):
-            theta = res.x * scale
+    stages = [(transform, sims)]
+    if transform == "affine" and initial is None and y_u.ndim == 2 and len(sims) > 1:
+        # measured on the B-mode trials: six parameters from the identity drift at the coarse
+        # levels (2 of 20 trials lost); rigid over the pyramid, then affine at the finest level
+        stages = [("rigid", sims), ("affine", sims[-1:])]
+    current = matrix(transform, theta, center)
+    for kind, stage in stages:
+        sc = _scales(kind, y_u.shape)
+        th = _params_of(current, kind, center)
+        for f, sim in stage:
+            level = _Level(sim, f, kind, center, sc)
+            res = optimize.minimize(level.objective, th / sc, jac=True, method="L-BFGS-B",
+                                    bounds=_bounds(kind, y_u.shape, sc),
+                                    callback=lambda z, lv=level: history.append(lv.value(z)),
+                                    options={"maxiter": max_iter})
+            iterations += int(res.nit)
+            if np.isfinite(level.value(res.x)):
+                th = res.x * sc
+        current = matrix(kind, th, center)
+    theta = _params_of(current, transform, center)
     final = finest.value(theta / scale)
     success, msg = True, f"registered: S {s0:.4f} -> {final:.4f}"
     if not final > s0:

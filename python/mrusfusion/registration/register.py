@@ -47,7 +47,8 @@ class RegistrationResult:
     initial_similarity : float
         ``S`` of the initial transform at the finest level.
     history : ndarray
-        ``S`` after each iteration, all levels in order (coarse levels on their own images).
+        The objective after each iteration, all levels in order: ``S`` at the finest level,
+        ``S q`` (``q`` the covered share of the mask) at the coarse ones, on their own images.
     iterations : int
         L-BFGS-B iterations over all levels.
     levels : tuple of int

@@ -43,8 +43,10 @@ def test_roundtrip(dtype, layout, rng):
 def test_roundtrip_rejects_wrong_dtype_and_shape():
     with pytest.raises(TypeError, match="float32 or float64"):
         _core.roundtrip(np.zeros((3, 3), dtype=np.int64))
-    with pytest.raises(ValueError, match="2-D"):
-        _core.roundtrip(np.zeros((3, 3, 3)))
+    with pytest.raises(ValueError, match="2-D or 3-D"):
+        _core.roundtrip(np.zeros((3, 3, 3, 3)))
+    with pytest.raises(ValueError, match="2-D or 3-D"):
+        _core.roundtrip(np.zeros(3))
     with pytest.raises(TypeError, match="NumPy array"):
         _core.roundtrip([[1.0, 2.0]])
 
@@ -52,15 +54,15 @@ def test_roundtrip_rejects_wrong_dtype_and_shape():
 def test_output_checks():
     x = np.zeros((4, 5))
     with pytest.raises(ValueError, match="shape"):
-        _core.gradient(x, 0, 1.0, 0.0, 0.0, np.zeros((5, 4)), 1)
+        _core.gradient(x, 0, (1.0, 0.0), 0.0, np.zeros((5, 4)), 1)
     with pytest.raises(TypeError, match="float64"):
-        _core.gradient(x, 0, 1.0, 0.0, 0.0, np.zeros((4, 5), np.float32), 1)
+        _core.gradient(x, 0, (1.0, 0.0), 0.0, np.zeros((4, 5), np.float32), 1)
     with pytest.raises(ValueError, match="C-contiguous"):
-        _core.gradient(x, 0, 1.0, 0.0, 0.0, np.zeros((5, 4)).T, 1)
+        _core.gradient(x, 0, (1.0, 0.0), 0.0, np.zeros((5, 4)).T, 1)
     ro = np.zeros((4, 5))
     ro.flags.writeable = False
     with pytest.raises(ValueError, match="writeable"):
-        _core.gradient(x, 0, 1.0, 0.0, 0.0, ro, 1)
+        _core.gradient(x, 0, (1.0, 0.0), 0.0, ro, 1)
 
 
 def test_arguments_are_checked_once_per_call():
@@ -75,9 +77,9 @@ def test_arguments_are_checked_once_per_call():
                        match="`Rm` must have dtype complex64 or complex128, got float64"):
         _core.xstep_solve(x, None, None, x, x, 8, 1, 0.0, 1.0, x, out)
     with pytest.raises(ValueError, match="`coeffs` must have shape \\(6,\\) for degree 2"):
-        _core.coupling_eval(x, np.zeros(3), 2, 0, 1.0, 0.0, 0.0)
+        _core.coupling_eval(x, np.zeros(3), 2, 0, (1.0, 0.0), 0.0)
     with pytest.raises(ValueError, match="`w2` is required"):
-        _core.jacobian_transpose(x, x, None, None, x, x, 1, 1.0, 0.0, 1e-3, 1.0, out.copy(), None,
+        _core.jacobian_transpose(x, x, None, None, x, x, 1, (1.0, 0.0), 1e-3, 1.0, out.copy(), None,
                                  out)
 
 
@@ -86,9 +88,10 @@ def test_outputs_must_not_overlap_inputs():
     big = np.zeros((8, 5))
     # A stencil kernel reads neighbours that it would already have overwritten.
     with pytest.raises(ValueError, match="`out` must not overlap `x`"):
-        _core.gradient(x, 0, 1.0, 0.0, 0.0, x, 1)
+        _core.gradient(x, 0, (1.0, 0.0), 0.0, x, 1)
     with pytest.raises(ValueError, match="`fx` must not overlap `f`"):
-        _core.coupling_eval(x, np.ones(3), 1, 0, 1.0, 0.0, 0.0, None, None, big[:4], big[:4], None)
+        _core.coupling_eval(x, np.ones(3), 1, 0, (1.0, 0.0), 0.0, None, None, big[:4], big[:4],
+                            None)
     # Elementwise kernels may write over an input, but not over a shifted copy of one.
     y = x.copy()
     assert _core.axpby(y, x, 2.0, -1.0, y) == pytest.approx(np.sum(x * x))

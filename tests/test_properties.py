@@ -165,8 +165,10 @@ def test_fuse_with_arbitrary_shapes_either_works_or_says_why(mr, us, ratio):
     except ACCEPTED as exc:
         _refused(exc)
         return
-    s = us[0] // mr[0]
-    assert us == (s * mr[0], s * mr[1]) and ratio in (None, s)
+    # The ratio is inferred per axis (issue 15); a given int applies to both axes.
+    s = (us[0] // mr[0], us[1] // mr[1])
+    assert us == (s[0] * mr[0], s[1] * mr[1])
+    assert (ratio is None and res.ratio in (s, s[0])) or (ratio == s[0] == s[1] == res.ratio)
     _check_image(res.x, us, np.float64)
 
 

@@ -64,7 +64,8 @@ FUSE_BAD = [
     # shapes not an integer ratio apart, ratio < 1
     (dict(us=US[:30, :30]),
      ValueError, r"cannot infer an integer ratio from mr.shape=\(16, 16\) and us.shape=\(30, 30\)"),
-    (dict(us=np.ones((32, 48))), ValueError, r"cannot infer an integer ratio .*ratios 2 and 3"),
+    # (32, 48) for (16, 16) is now the per-axis ratio (2, 3) (issue 15); 2.5 is not an integer.
+    (dict(us=np.ones((32, 40))), ValueError, r"cannot infer an integer ratio .*ratios 2 and 2.5"),
     (dict(mr=US, us=MR), ValueError, r"cannot infer an integer ratio .*ratios 0.5 and 0.5"),
     (dict(ratio=0), ValueError, r"`ratio` must be >= 1, got 0"),
     (dict(ratio=-2), ValueError, r"`ratio` must be >= 1, got -2"),

@@ -115,7 +115,7 @@ def test_repeated_fuse_calls_do_not_grow_memory():
         with pytest.raises(ValueError):  # error paths (Python and C++) must not leak either
             mf.fuse(mr, us, degree=0)
         with pytest.raises(ValueError):
-            mf._core.gradient(us, 0, 1.0, 0.0, 0.0, np.empty((5, 4)), 1)
+            mf._core.gradient(us, 0, (1.0, 0.0), 0.0, np.empty((5, 4)), 1)
     gc.collect()
     grown = _rss_mib() - start
     # One leaked 128x128 float64 buffer per call would add 6.4 MiB; measured growth is 0.

@@ -204,8 +204,8 @@ def test_bad_input_raises_naming_the_argument(rng):
         us_weights(y, checker)
     with pytest.raises(ValueError, match="`mask` must have shape"):
         us_weights(y, np.ones((8, 8)))
-    with pytest.raises(ValueError, match="`y_u` must be a 2-D array"):
-        us_weights(np.ones((4, 4, 4)))
+    with pytest.raises(ValueError, match="`y_u` must be a 2-D or 3-D array"):
+        us_weights(np.ones((4, 4, 4, 4)))
     with pytest.raises(ValueError, match="`noise_model`"):
         us_weights(y, noise_model="gaussian")
     with pytest.raises(ValueError, match="`method`"):

@@ -7,6 +7,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cmath>
 #include <complex>
 #include <cstdint>
 #include <cstdlib>
@@ -83,11 +84,6 @@ std::string shape_str(const py::array& a) {
   return s + (a.ndim() == 1 ? ",)" : ")");
 }
 
-std::string shape_str(std::initializer_list<idx> dims) {
-  std::string s = "(";
-  for (idx d : dims) s += (s.size() > 1 ? ", " : "") + std::to_string(d);
-  return s + (dims.size() == 1 ? ",)" : ")");
-}
 
 template <class E>
 const char* dtype_name() {
@@ -102,12 +98,28 @@ py::array as_array(const py::object& o, const char* name) {
   return py::reinterpret_borrow<py::array>(o);
 }
 
-py::array as_2d(const py::object& o, const char* name) {
+py::array as_nd(const py::object& o, const char* name) {
   py::array a = as_array(o, name);
-  if (a.ndim() != 2)
-    throw py::value_error(quoted(name) + " must be a 2-D array, got shape " + shape_str(a));
+  if (a.ndim() != 2 && a.ndim() != 3)
+    throw py::value_error(quoted(name) + " must be a 2-D or 3-D array, got shape " +
+                          shape_str(a));
   return a;
 }
+
+// The expected shape of an argument: up to kMaxDim + 1 extents.
+struct Dims {
+  idx d[mrusfusion::kMaxDim + 1] = {0, 0, 0, 0};
+  int nd = 0;
+  Dims() = default;
+  Dims(std::initializer_list<idx> l) {
+    for (idx v : l) d[nd++] = v;
+  }
+  std::string str() const {
+    std::string s = "(";
+    for (int k = 0; k < nd; ++k) s += (k ? ", " : "") + std::to_string(d[k]);
+    return s + (nd == 1 ? ",)" : ")");
+  }
+};
 
 // A signal that arrived while a kernel ran (Ctrl-C) is raised by the kernel call itself:
 // PyErr_CheckSignals runs the Python handlers (SIGINT raises KeyboardInterrupt). Otherwise the
@@ -122,7 +134,8 @@ void raise_pending_signals() {
 // overlap any other argument at all (stencils, spectral folds: the kernels take __restrict).
 enum class Overlap { none, identical };
 
-// The arrays of one kernel call with float type T, on the (n1, n2) grid of its leading array.
+// The arrays of one kernel call with float type T, on the 2-D or 3-D grid of its leading array,
+// which the row-wise kernels see as n1 rows (all axes but the last) of n2 values.
 // Each accessor checks one argument (None, type, dtype, shape; outputs also C-contiguity and
 // write access), keeps it referenced until the call returns, and hands the kernel a raw pointer.
 // Inputs that are not C-contiguous are copied; outputs are never copied.
@@ -131,17 +144,29 @@ class Call {
  public:
   using value_type = T;
   using C = std::complex<T>;
-  const idx n1, n2;
+  Dims lead;
+  idx n1 = 1, n2 = 1;
 
-  explicit Call(const py::array& lead) : n1(lead.shape(0)), n2(lead.shape(1)) {}
+  explicit Call(const py::array& a) {
+    lead.nd = static_cast<int>(a.ndim());
+    for (int k = 0; k < lead.nd; ++k) lead.d[k] = a.shape(k);
+    n2 = lead.d[lead.nd - 1];
+    for (int k = 0; k + 1 < lead.nd; ++k) n1 *= lead.d[k];
+  }
 
-  // Required input of element type E and shape dims (default: the leading array's (n1, n2)).
+  // The leading array's shape padded to kMaxDim axes with leading 1s (a 2-D image is (1, n1, n2)).
+  void padded(idx* n) const {
+    const int off = mrusfusion::kMaxDim - lead.nd;
+    for (int k = 0; k < mrusfusion::kMaxDim; ++k) n[k] = k < off ? 1 : lead.d[k - off];
+  }
+
+  // Required input of element type E and shape dims (default: the leading array's shape).
   template <class E = T>
   const E* in(const py::object& o, const char* name) {
-    return in<E>(o, name, {n1, n2});
+    return in<E>(o, name, lead);
   }
   template <class E = T>
-  const E* in(const py::object& o, const char* name, std::initializer_list<idx> dims) {
+  const E* in(const py::object& o, const char* name, const Dims& dims) {
     if (o.is_none()) throw py::value_error(quoted(name) + " is required");
     return opt_in<E>(o, name, dims);
   }
@@ -149,10 +174,10 @@ class Call {
   // Optional input: None gives the kernel a null pointer.
   template <class E = T>
   const E* opt_in(const py::object& o, const char* name) {
-    return opt_in<E>(o, name, {n1, n2});
+    return opt_in<E>(o, name, lead);
   }
   template <class E = T>
-  const E* opt_in(const py::object& o, const char* name, std::initializer_list<idx> dims) {
+  const E* opt_in(const py::object& o, const char* name, const Dims& dims) {
     if (o.is_none()) return nullptr;
     const py::array a = checked<E>(o, name, dims);
     auto c = py::array_t<E, py::array::c_style>::ensure(a);
@@ -164,10 +189,10 @@ class Call {
   // Required output (caller-owned, written by the kernel).
   template <class E = T>
   E* out(const py::object& o, const char* name, Overlap overlap = Overlap::none) {
-    return out<E>(o, name, {n1, n2}, overlap);
+    return out<E>(o, name, lead, overlap);
   }
   template <class E = T>
-  E* out(const py::object& o, const char* name, std::initializer_list<idx> dims,
+  E* out(const py::object& o, const char* name, const Dims& dims,
          Overlap overlap = Overlap::none) {
     if (o.is_none()) throw py::value_error(quoted(name) + " is required");
     return opt_out<E>(o, name, dims, overlap);
@@ -176,10 +201,10 @@ class Call {
   // Optional output: None gives the kernel a null pointer.
   template <class E = T>
   E* opt_out(const py::object& o, const char* name, Overlap overlap = Overlap::none) {
-    return opt_out<E>(o, name, {n1, n2}, overlap);
+    return opt_out<E>(o, name, lead, overlap);
   }
   template <class E = T>
-  E* opt_out(const py::object& o, const char* name, std::initializer_list<idx> dims,
+  E* opt_out(const py::object& o, const char* name, const Dims& dims,
              Overlap overlap = Overlap::none) {
     if (o.is_none()) return nullptr;
     py::array a = checked<E>(o, name, dims);
@@ -229,7 +254,7 @@ class Call {
   size_t count_ = 0;
 
   template <class E>
-  py::array checked(const py::object& o, const char* name, std::initializer_list<idx> dims) {
+  py::array checked(const py::object& o, const char* name, const Dims& dims) {
     if (!py::isinstance<py::array>(o))
       throw py::type_error(quoted(name) + " must be a NumPy array or None, got " +
                            std::string(py::str(py::type::of(o).attr("__name__"))));
@@ -237,11 +262,10 @@ class Call {
     if (!a.dtype().equal(py::dtype::of<E>()))
       throw py::type_error(quoted(name) + " must have dtype " + dtype_name<E>() +
                            " (native byte order), got " + std::string(py::str(a.dtype())));
-    bool same = a.ndim() == static_cast<py::ssize_t>(dims.size());
-    py::ssize_t k = 0;
-    for (idx d : dims) same = same && a.shape(k++) == d;
+    bool same = a.ndim() == static_cast<py::ssize_t>(dims.nd);
+    for (int k = 0; same && k < dims.nd; ++k) same = a.shape(k) == dims.d[k];
     if (!same)
-      throw py::value_error(quoted(name) + " must have shape " + shape_str(dims) + ", got " +
+      throw py::value_error(quoted(name) + " must have shape " + dims.str() + ", got " +
                             shape_str(a));
     return a;
   }
@@ -277,13 +301,13 @@ class Call {
 template <class CallT>
 using FloatOf = typename std::remove_reference_t<CallT>::value_type;
 
-// The one float/double dispatch of the module: the dtype of the leading 2-D array `name` (real,
+// The one float/double dispatch of the module: the dtype of the leading array `name` (real,
 // or a complex spectrum) chooses T, and f receives a Call<T> on that array's grid.
 enum class Lead { real, spectrum };
 
 template <Lead kind = Lead::real, class F>
 auto dispatch(const py::object& lead, const char* name, F&& f) {
-  const py::array a = as_2d(lead, name);
+  const py::array a = as_nd(lead, name);
   using D = std::conditional_t<kind == Lead::real, double, std::complex<double>>;
   using S = std::conditional_t<kind == Lead::real, float, std::complex<float>>;
   if (a.dtype().equal(py::dtype::of<D>())) {
@@ -299,16 +323,39 @@ auto dispatch(const py::object& lead, const char* name, F&& f) {
 }
 
 // ------------------------------------------------------------------------ scalar arguments
-GradSpec grad_spec(int mode, double uv, double uh, double eps) {
+// Per-axis values (one per axis of the leading array) padded to kMaxDim with `pad` in front.
+void per_axis(const std::vector<double>& v, int nd, const char* name, double pad, double* out) {
+  if (static_cast<int>(v.size()) != nd)
+    throw py::value_error(quoted(name) + " must have " + std::to_string(nd) +
+                          " components (one per axis), got " + std::to_string(v.size()));
+  const int off = mrusfusion::kMaxDim - nd;
+  for (int k = 0; k < mrusfusion::kMaxDim; ++k) out[k] = k < off ? pad : v[k - off];
+}
+
+template <class CallT>
+GradSpec grad_spec(const CallT& c, int mode, const std::vector<double>& u, double eps) {
   if (mode != 0 && mode != 1)
     throw py::value_error("`mode` must be 0 (directional) or 1 (magnitude), got " +
                           std::to_string(mode));
   GradSpec s;
   s.mode = mode == 0 ? GradMode::directional : GradMode::magnitude;
-  s.uv = uv;
-  s.uh = uh;
+  if (s.mode == GradMode::directional) per_axis(u, c.lead.nd, "u", 0.0, s.u);  // else unused
   s.eps = eps;
   return s;
+}
+
+// The grid of the leading array with the difference weights h_ref / h_a (None: all 1).
+template <class CallT>
+Grid grid_of(const CallT& c, const py::object& weights) {
+  Grid g;
+  c.padded(g.n);
+  if (!weights.is_none()) {
+    per_axis(weights.cast<std::vector<double>>(), c.lead.nd, "weights", 1.0, g.w);
+    for (double w : g.w)
+      if (!(w > 0) || !std::isfinite(w))
+        throw py::value_error("`weights` must be positive and finite");
+  }
+  return g;
 }
 
 void check_degree(int degree) {
@@ -331,13 +378,40 @@ void check_feature_scales(double x_s, double g_s) {
                           std::to_string(x_s) + " and " + std::to_string(g_s));
 }
 
-// The fine/coarse grids of a half spectrum with n1 rows and h2 = n2/2 + 1 columns.
-SpectralGrid spectral_grid(idx n1, idx h2, idx n2, idx s) {
-  if (s < 1) throw py::value_error("`s` must be >= 1, got " + std::to_string(s));
+// The fine/coarse grids of the half spectrum leading `c`, whose last axis holds n2/2 + 1 of the
+// fine grid's n2 columns; `s` is one ratio for every axis or one per axis.
+template <class CallT>
+SpectralGrid spectral_grid(const CallT& c, idx n2, const py::object& s) {
+  const int nd = c.lead.nd;
+  std::vector<idx> sv;
+  if (py::isinstance<py::int_>(s)) sv.assign(static_cast<size_t>(nd), s.cast<idx>());
+  else sv = s.cast<std::vector<idx>>();
+  if (static_cast<int>(sv.size()) != nd)
+    throw py::value_error("`s` must be an int or have " + std::to_string(nd) + " components");
+  for (idx v : sv)
+    if (v < 1) throw py::value_error("`s` must be >= 1, got " + std::to_string(v));
+  const idx h2 = c.lead.d[nd - 1];
   if (n2 / 2 + 1 != h2)
     throw py::value_error("`n2` = " + std::to_string(n2) + " does not match the half-spectrum " +
                           "width " + std::to_string(h2) + " (n2 // 2 + 1)");
-  return SpectralGrid(n1, n2, s);
+  idx n[mrusfusion::kMaxDim], sp[mrusfusion::kMaxDim];
+  c.padded(n);
+  n[mrusfusion::kMaxDim - 1] = n2;
+  const int off = mrusfusion::kMaxDim - nd;
+  for (int k = 0; k < mrusfusion::kMaxDim; ++k) sp[k] = k < off ? 1 : sv[static_cast<size_t>(k - off)];
+  for (int k = 0; k < mrusfusion::kMaxDim; ++k)
+    if (n[k] % sp[k] != 0)
+      throw py::value_error("the grid's shape must be a multiple of `s` on every axis");
+  return SpectralGrid(n, sp);
+}
+
+// The coarse half-spectrum shape of a spectral grid, in the leading array's dimensionality.
+Dims coarse_dims(const SpectralGrid& sg, int nd) {
+  Dims d;
+  d.nd = nd;
+  for (int k = 0; k < nd; ++k) d.d[k] = sg.m[mrusfusion::kMaxDim - nd + k];
+  d.d[nd - 1] = sg.mh2;
+  return d;
 }
 
 py::dict build_info() {
@@ -380,7 +454,7 @@ PYBIND11_MODULE(_core, m) {
         return dispatch(x, "x", [&](auto& c) {
           using T = FloatOf<decltype(c)>;
           const T* src = c.in(x, "x");
-          py::array_t<T> out({c.n1, c.n2});
+          py::array_t<T> out(std::vector<py::ssize_t>(c.lead.d, c.lead.d + c.lead.nd));
           T* dst = out.mutable_data();
           const idx n1 = c.n1, n2 = c.n2;
           c.run([&] {
@@ -391,68 +465,76 @@ PYBIND11_MODULE(_core, m) {
           return py::array(out);
         });
       },
-      py::arg("x"), threads, "Copy a 2-D float array through the native layer (build check).");
+      py::arg("x"), threads, "Copy a 2-D or 3-D float array through the native layer (build check).");
 
   m.def(
       "gradient",
-      [](Obj x, int mode, double uv, double uh, double eps, Obj out, int nt) {
-        const GradSpec gs = grad_spec(mode, uv, uh, eps);
+      [](Obj x, int mode, std::vector<double> u, double eps, Obj out, int nt, Obj weights) {
         dispatch(x, "x", [&](auto& c) {
           using T = FloatOf<decltype(c)>;
+          const GradSpec gs = grad_spec(c, mode, u, eps);
+          const Grid gr = grid_of(c, weights);
           const T* xp = c.in(x, "x");
           T* o = c.out(out, "out");
-          c.run([&] { K<T>().gradient(xp, c.n1, c.n2, gs, o, nt); });
+          c.run([&] { K<T>().gradient(xp, gr, gs, o, nt); });
         });
       },
-      py::arg("x"), py::arg("mode"), py::arg("uv"), py::arg("uh"), py::arg("eps"), py::arg("out"),
-      threads, "out = u_v Dv x + u_h Dh x (mode 0), or sqrt((Dh x)^2 + (Dv x)^2 + eps^2) (1).");
+      py::arg("x"), py::arg("mode"), py::arg("u"), py::arg("eps"), py::arg("out"), threads,
+      py::arg("weights") = none,
+      "out = sum_a u_a w_a D_a x (mode 0), or sqrt(sum_a (w_a D_a x)^2 + eps^2) (1).");
 
   m.def(
       "gradient_adjoint",
-      [](Obj y, double uv, double uh, Obj out, int nt) {
+      [](Obj y, std::vector<double> u, Obj out, int nt, Obj weights) {
         dispatch(y, "y", [&](auto& c) {
           using T = FloatOf<decltype(c)>;
+          const GradSpec gs = grad_spec(c, 0, u, 0.0);
+          const Grid gr = grid_of(c, weights);
           const T* yp = c.in(y, "y");
           T* o = c.out(out, "out");
-          c.run([&] { K<T>().gradient_adjoint(yp, c.n1, c.n2, uv, uh, o, nt); });
+          c.run([&] { K<T>().gradient_adjoint(yp, gr, gs, o, nt); });
         });
       },
-      py::arg("y"), py::arg("uv"), py::arg("uh"), py::arg("out"), threads,
+      py::arg("y"), py::arg("u"), py::arg("out"), threads, py::arg("weights") = none,
       "out = Du^T y, the adjoint of the directional gradient.");
 
   m.def(
       "dtd_apply",
-      [](Obj p, Obj a_px, double a, double b, Obj out, int nt) {
+      [](Obj p, Obj a_px, double a, double b, Obj out, int nt, Obj weights) {
         return dispatch(p, "p", [&](auto& c) {
           using T = FloatOf<decltype(c)>;
+          const Grid gr = grid_of(c, weights);
           const T* pp = c.in(p, "p");
           const T* ap = c.opt_in(a_px, "a_px");
           T* o = c.out(out, "out");
-          return c.run([&] { return K<T>().dtd_apply(pp, c.n1, c.n2, ap, a, b, o, nt); });
+          return c.run([&] { return K<T>().dtd_apply(pp, gr, ap, a, b, o, nt); });
         });
       },
       py::arg("p"), py::arg("a_px"), py::arg("a"), py::arg("b"), py::arg("out"), threads,
-      "out = (a + a_px) p + b D^T D p (periodic 5-point Laplacian); returns <p, out>.");
+      py::arg("weights") = none,
+      "out = (a + a_px) p + b sum_a w_a^2 D_a^T D_a p (periodic Laplacian); returns <p, out>.");
 
   m.def(
       "squared_gradient_norm",
-      [](Obj x, int nt) {
+      [](Obj x, int nt, Obj weights) {
         return dispatch(x, "x", [&](auto& c) {
           using T = FloatOf<decltype(c)>;
+          const Grid gr = grid_of(c, weights);
           const T* xp = c.in(x, "x");
-          return c.run([&] { return K<T>().squared_gradient_norm(xp, c.n1, c.n2, nt); });
+          return c.run([&] { return K<T>().squared_gradient_norm(xp, gr, nt); });
         });
       },
-      py::arg("x"), threads, "||Dh x||^2 + ||Dv x||^2.");
+      py::arg("x"), threads, py::arg("weights") = none, "sum_a w_a^2 ||D_a x||^2.");
 
   m.def(
       "coupling_eval",
-      [](Obj x, Obj coeffs, int degree, int mode, double uv, double uh, double eps, Obj v,
-         Obj mask, Obj f, Obj fx, Obj fg, int nt) {
+      [](Obj x, Obj coeffs, int degree, int mode, std::vector<double> u, double eps, Obj v,
+         Obj mask, Obj f, Obj fx, Obj fg, int nt, Obj weights) {
         check_coeffs(coeffs, degree);
-        const GradSpec gs = grad_spec(mode, uv, uh, eps);
         return dispatch(x, "x", [&](auto& c) {
           using T = FloatOf<decltype(c)>;
+          const GradSpec gs = grad_spec(c, mode, u, eps);
+          const Grid gr = grid_of(c, weights);
           const idx n1 = c.n1, n2 = c.n2;
           const T* xp = c.in(x, "x");
           const T* cp = c.in(coeffs, "coeffs", {n_coeffs(degree)});
@@ -469,22 +551,24 @@ PYBIND11_MODULE(_core, m) {
           T* fxo = fx.is_none() ? sp + n1 * n2 : c.out(fx, "fx");
           T* fgo = fg.is_none() ? sp + 2 * n1 * n2 : c.out(fg, "fg");
           return c.run([&] {
-            return K<T>().coupling_eval(xp, n1, n2, gs, cp, degree, vp, mp, fo, fxo, fgo, nt);
+            return K<T>().coupling_eval(xp, gr, gs, cp, degree, vp, mp, fo, fxo, fgo, nt);
           });
         });
       },
-      py::arg("x"), py::arg("coeffs"), py::arg("degree"), py::arg("mode"), py::arg("uv"),
-      py::arg("uh"), py::arg("eps"), py::arg("v") = none, py::arg("mask") = none,
+      py::arg("x"), py::arg("coeffs"), py::arg("degree"), py::arg("mode"), py::arg("u"),
+      py::arg("eps"), py::arg("v") = none, py::arg("mask") = none,
       py::arg("f") = none, py::arg("fx") = none, py::arg("fg") = none, threads,
+      py::arg("weights") = none,
       "f(x, g(x)) and its partial derivatives into f, fx, fg; returns sum m (v - f)^2.");
 
   m.def(
       "jacobian_transpose",
-      [](Obj x, Obj r, Obj r_sub, Obj mask, Obj fx, Obj fg, int mode, double uv, double uh,
-         double eps, double scale, Obj w1, Obj w2, Obj out, int nt) {
-        const GradSpec gs = grad_spec(mode, uv, uh, eps);
+      [](Obj x, Obj r, Obj r_sub, Obj mask, Obj fx, Obj fg, int mode, std::vector<double> u,
+         double eps, double scale, Obj w1, Obj w2, Obj out, int nt, Obj weights, Obj w3) {
         dispatch(x, "x", [&](auto& c) {
           using T = FloatOf<decltype(c)>;
+          const GradSpec gs = grad_spec(c, mode, u, eps);
+          const Grid gr = grid_of(c, weights);
           const T* xp = c.in(x, "x");
           const T* rp = c.in(r, "r");
           const T* sp = c.opt_in(r_sub, "r_sub");
@@ -495,17 +579,21 @@ PYBIND11_MODULE(_core, m) {
           if (gs.mode == GradMode::magnitude && w2.is_none())
             throw py::value_error("`w2` is required for the magnitude gradient (mode 1)");
           T* w2o = c.opt_out(w2, "w2");
+          if (gs.mode == GradMode::magnitude && gr.n[0] > 1 && w3.is_none())
+            throw py::value_error("`w3` is required for the magnitude gradient of a volume");
+          T* w3o = gs.mode == GradMode::magnitude && gr.n[0] > 1 ? c.opt_out(w3, "w3") : nullptr;
           T* o = c.out(out, "out");
           c.run([&] {
-            K<T>().jacobian_transpose(xp, c.n1, c.n2, gs, rp, sp, mp, fxp, fgp, scale, w1o, w2o,
-                                      o, nt);
+            K<T>().jacobian_transpose(xp, gr, gs, rp, sp, mp, fxp, fgp, scale, w1o, w2o, w3o, o,
+                                      nt);
           });
         });
       },
       py::arg("x"), py::arg("r"), py::arg("r_sub"), py::arg("mask"), py::arg("fx"), py::arg("fg"),
-      py::arg("mode"), py::arg("uv"), py::arg("uh"), py::arg("eps"), py::arg("scale"),
-      py::arg("w1"), py::arg("w2"), py::arg("out"), threads,
-      "out = scale J^T (m (r - r_sub)) of x -> f(x, g(x)); w1, w2 are work images.");
+      py::arg("mode"), py::arg("u"), py::arg("eps"), py::arg("scale"),
+      py::arg("w1"), py::arg("w2"), py::arg("out"), threads, py::arg("weights") = none,
+      py::arg("w3") = none,
+      "out = scale J^T (m (r - r_sub)) of x -> f(x, g(x)); w1, w2, w3 are work images.");
 
   m.def(
       "poly_normal_equations",
@@ -535,11 +623,13 @@ PYBIND11_MODULE(_core, m) {
 
   m.def(
       "local_coupling_eval",
-      [](Obj x, Obj coeffs, int degree, double x_c, double x_s, double g_s, int mode, double uv,
-         double uh, double eps, Obj v, Obj mask, Obj f, Obj fx, Obj fg, int nt) {
+      [](Obj x, Obj coeffs, int degree, double x_c, double x_s, double g_s, int mode,
+         std::vector<double> u, double eps, Obj v, Obj mask, Obj f, Obj fx, Obj fg, int nt) {
         check_degree(degree);
         check_feature_scales(x_s, g_s);
-        const GradSpec gs = grad_spec(mode, uv, uh, eps);
+        if (as_array(x, "x").ndim() != 2)
+          throw py::value_error("the local link is 2-D only: `x` must be a 2-D array, got shape " +
+                                shape_str(as_array(x, "x")));
         const py::array ca = as_array(coeffs, "coeffs");
         const idx nd = n_coeffs(degree);
         if (ca.ndim() != 3 || ca.shape(0) < 2 || ca.shape(1) < 2 || ca.shape(2) != nd)
@@ -549,6 +639,7 @@ PYBIND11_MODULE(_core, m) {
         const idx k1 = ca.shape(0), k2 = ca.shape(1);
         return dispatch(x, "x", [&](auto& c) {
           using T = FloatOf<decltype(c)>;
+          const GradSpec gs = grad_spec(c, mode, u, eps);
           const idx n1 = c.n1, n2 = c.n2;
           const T* xp = c.in(x, "x");
           const T* cp = c.in(coeffs, "coeffs", {k1, k2, nd});
@@ -571,7 +662,7 @@ PYBIND11_MODULE(_core, m) {
         });
       },
       py::arg("x"), py::arg("coeffs"), py::arg("degree"), py::arg("x_c"), py::arg("x_s"),
-      py::arg("g_s"), py::arg("mode"), py::arg("uv"), py::arg("uh"), py::arg("eps"),
+      py::arg("g_s"), py::arg("mode"), py::arg("u"), py::arg("eps"),
       py::arg("v") = none, py::arg("mask") = none, py::arg("f") = none, py::arg("fx") = none,
       py::arg("fg") = none, threads,
       "The local link (knot coefficients (k1, k2, nd), scaled features) and its partial "
@@ -585,6 +676,9 @@ PYBIND11_MODULE(_core, m) {
         check_feature_scales(x_s, g_s);
         if (knots.size() != 2 || knots[0] < 2 || knots[1] < 2)
           throw py::value_error("`knot_shape` must be (k1, k2) with at least 2 knots per axis");
+        if (as_array(x, "x").ndim() != 2)
+          throw py::value_error("the local link is 2-D only: `x` must be a 2-D array, got shape " +
+                                shape_str(as_array(x, "x")));
         return dispatch(x, "x", [&](auto& c) {
           using T = FloatOf<decltype(c)>;
           const T* xp = c.in(x, "x");
@@ -610,9 +704,10 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "vstep_eval",
       [](Obj v, Obj y, Obj w, Obj mask, double tau2, double gamma, double tau3, double dk,
-         Obj grad, Obj curv, int nt) {
+         Obj grad, Obj curv, int nt, Obj weights) {
         return dispatch(v, "v", [&](auto& c) {
           using T = FloatOf<decltype(c)>;
+          const Grid gr = grid_of(c, weights);
           const T* vp = c.in(v, "v");
           const T* yp = c.in(y, "y");
           const T* wp = c.opt_in(w, "w");
@@ -621,14 +716,14 @@ PYBIND11_MODULE(_core, m) {
           T* co = c.opt_out(curv, "curv");
           double st[4];
           const double val = c.run([&] {
-            return K<T>().vstep_eval(vp, yp, wp, mp, c.n1, c.n2, tau2, gamma, tau3, dk, go, co, st,
-                                     nt);
+            return K<T>().vstep_eval(vp, yp, wp, mp, gr, tau2, gamma, tau3, dk, go, co, st, nt);
           });
           return std::make_tuple(val, st[0], st[1], st[2], st[3]);
         });
       },
       py::arg("v"), py::arg("y"), py::arg("w"), py::arg("mask"), py::arg("tau2"), py::arg("gamma"),
       py::arg("tau3"), py::arg("dk"), py::arg("grad") = none, py::arg("curv") = none, threads,
+      py::arg("weights") = none,
       "(G_k(v), min curvature, mean curvature, G(v), ||grad||^2) of the v-step sub-problem.");
 
   m.def(
@@ -678,21 +773,21 @@ PYBIND11_MODULE(_core, m) {
 
   m.def(
       "xstep_solve",
-      [](Obj Rm, Obj Xk, Obj Gk, Obj Lam, Obj dtd, idx n2, idx s, double tau1, double L, Obj Twork,
-         Obj X, Obj X2, int nt) {
+      [](Obj Rm, Obj Xk, Obj Gk, Obj Lam, Obj dtd, idx n2, Obj s, double tau1, double L,
+         Obj Twork, Obj X, Obj X2, int nt) {
         if (!(L > 0) || !(tau1 >= 0))
           throw py::value_error("need `L` > 0 and `tau1` >= 0, got L = " + std::to_string(L) +
                                 ", tau1 = " + std::to_string(tau1));
         dispatch<Lead::spectrum>(Rm, "Rm", [&](auto& c) {
           using T = FloatOf<decltype(c)>;
           using C = std::complex<T>;
-          const SpectralGrid sg = spectral_grid(c.n1, c.n2, n2, s);
+          const SpectralGrid sg = spectral_grid(c, n2, s);
           const C* rp = c.template in<C>(Rm, "Rm");
           const C* xp = c.template opt_in<C>(Xk, "Xk");
           const C* gp = c.template opt_in<C>(Gk, "Gk");
           const C* lp = c.template in<C>(Lam, "Lam");
           const T* dp = c.in(dtd, "dtd");
-          C* tw = c.template out<C>(Twork, "Twork", {sg.m1, sg.mh2});
+          C* tw = c.template out<C>(Twork, "Twork", coarse_dims(sg, c.lead.nd));
           C* xo = c.template out<C>(X, "X");
           C* x2 = c.template opt_out<C>(X2, "X2");
           c.run([&] { K<T>().xstep_solve(rp, xp, gp, lp, dp, sg, tau1, L, tw, xo, x2, nt); });
@@ -733,17 +828,17 @@ PYBIND11_MODULE(_core, m) {
 
   m.def(
       "mr_residual_energy",
-      [](Obj X, Obj Lam, Obj Ym, idx n2, idx s, int nt) {
+      [](Obj X, Obj Lam, Obj Ym, idx n2, Obj s, int nt) {
         return dispatch<Lead::spectrum>(X, "X", [&](auto& c) {
           using T = FloatOf<decltype(c)>;
           using C = std::complex<T>;
-          const SpectralGrid sg = spectral_grid(c.n1, c.n2, n2, s);
+          const SpectralGrid sg = spectral_grid(c, n2, s);
           const C* xp = c.template in<C>(X, "X");
           const C* lp = c.template in<C>(Lam, "Lam");
-          const C* yp = c.template in<C>(Ym, "Ym", {sg.m1, sg.mh2});
+          const C* yp = c.template in<C>(Ym, "Ym", coarse_dims(sg, c.lead.nd));
           return c.run([&] { return K<T>().mr_residual_energy(xp, lp, yp, sg, nt); });
         });
       },
       py::arg("X"), py::arg("Lam"), py::arg("Ym"), py::arg("n2"), py::arg("s"), threads,
-      "||y_m - S C x||^2 from X = rfft2(x) and Ym = rfft2(y_m).");
+      "||y_m - S C x||^2 from X = rfftn(x) and Ym = rfftn(y_m).");
 }

@@ -38,8 +38,9 @@ def float_dtype(dtype) -> np.dtype:
 
 
 def as_image(a, name: str, *, dtype=None, min_size: int = 2,
-             allow_nonfinite: bool = False) -> np.ndarray:
-    """Validate a 2-D real image and return a C-contiguous native-endian float copy.
+             allow_nonfinite: bool = False, ndims: Tuple[int, ...] = (2,)) -> np.ndarray:
+    """Validate a real image (2-D, or 3-D where ``ndims`` allows) and return a C-contiguous
+    native-endian float copy.
 
     Parameters
     ----------
@@ -51,22 +52,33 @@ def as_image(a, name: str, *, dtype=None, min_size: int = 2,
         Force this float dtype; default: the dtype policy above.
     min_size : int
         Minimum size of each axis.
+    ndims : tuple of int
+        The dimensionalities accepted: (2,) for images, (2, 3) for images and volumes.
     """
+    # Images first: the message names a 2-D array, and adds the volume where one is accepted.
+    kind = f"{ndims[0]}-D"
+    alt = f" (or a {ndims[1]}-D array, a volume)" if len(ndims) > 1 else ""
     if isinstance(a, (str, bytes)) or a is None:
-        raise TypeError(f"`{name}` must be a 2-D array of real numbers, got {type(a).__name__}")
+        raise TypeError(f"`{name}` must be a {kind} array of real numbers, "
+                        f"got {type(a).__name__}{alt}")
     try:
         arr = np.asarray(a)
     except Exception as exc:  # ragged lists and the like
-        raise TypeError(f"`{name}` must be a 2-D array of real numbers ({exc})") from None
+        raise TypeError(f"`{name}` must be a {kind} array of real numbers ({exc}){alt}") from None
     if arr.dtype == object or arr.dtype.kind not in "biuf":
         if arr.dtype.kind == "c":
             raise TypeError(f"`{name}` must be real, got complex dtype {arr.dtype}")
-        raise TypeError(f"`{name}` must be a 2-D array of real numbers, got dtype {arr.dtype}")
-    if arr.ndim != 2:
-        raise ValueError(f"`{name}` must be a 2-D array, got shape {arr.shape}")
+        raise TypeError(f"`{name}` must be a {kind} array of real numbers, "
+                        f"got dtype {arr.dtype}{alt}")
+    if arr.ndim not in ndims:
+        raise ValueError(f"`{name}` must be a {kind} array, got shape {arr.shape}{alt}")
+    if arr.ndim > ndims[0] and min(arr.shape) < max(min_size, 2):
+        raise ValueError(f"`{name}` must be a {kind} array, got shape {arr.shape} (a volume "
+                         f"needs at least {max(min_size, 2)} voxels on every axis; squeeze a "
+                         "singleton axis)")
     if min(arr.shape) < min_size:
-        raise ValueError(f"`{name}` must be at least {min_size}x{min_size} pixels, "
-                         f"got shape {arr.shape}")
+        side = "x".join([str(min_size)] * arr.ndim)
+        raise ValueError(f"`{name}` must be at least {side} pixels, got shape {arr.shape}")
     out_dtype = float_dtype(arr.dtype) if dtype is None else np.dtype(dtype)
     out = np.array(arr, dtype=out_dtype.newbyteorder("="), order="C", copy=True)
     if not allow_nonfinite and not np.isfinite(out).all():
@@ -190,16 +202,60 @@ def check_int(value, name: str, *, low: int, high: Optional[int] = None) -> int:
     return v
 
 
-def check_direction(u: Sequence[float], name: str = "scan_direction") -> Tuple[float, float]:
-    """A scan direction (u_v, u_h), normalised to unit length."""
+def check_direction(u: Sequence[float], name: str = "scan_direction",
+                    ndim: Optional[int] = None) -> Tuple[float, ...]:
+    """A scan direction with one component per axis (``(u_v, u_h)`` for an image, 3 for a
+    volume), normalised to unit length."""
     try:
-        uv, uh = (float(c) for c in u)
+        comps = tuple(float(c) for c in u)
     except (TypeError, ValueError):
-        raise TypeError(f"`{name}` must be a pair (u_v, u_h) of real numbers, got {u!r}") from None
-    n = float(np.hypot(uv, uh))
+        raise TypeError(f"`{name}` must be a pair (u_v, u_h) of real numbers (a triple for a "
+                        f"volume: one component per axis), got {u!r}") from None
+    want = (2, 3) if ndim is None else (ndim,)
+    if len(comps) not in want:
+        kind = "a pair (u_v, u_h)" if want == (2,) else f"{' or '.join(map(str, want))} numbers"
+        raise TypeError(f"`{name}` must be {kind}, one component per axis of the images, got "
+                        f"{len(comps)} components")
+    n = float(np.sqrt(sum(c * c for c in comps)))
     if not np.isfinite(n) or n == 0.0:
         raise ValueError(f"`{name}` must be a non-zero finite vector, got {u!r}")
-    return uv / n, uh / n
+    return tuple(c / n for c in comps)
+
+
+def default_direction(u, ndim: int) -> Tuple[float, ...]:
+    """The scan direction for ``ndim`` axes; None is axial, down the rows: ``(1, 0)`` for an
+    image, ``(1, 0, 0)`` for a volume (down the first axis, as the command line assumes)."""
+    if u is None:
+        return (1.0, 0.0) if ndim == 2 else (1.0, 0.0, 0.0)
+    return check_direction(u, ndim=ndim)
+
+
+def check_spacing(spacing, ndim: int, name: str = "spacing") -> Optional[Tuple[float, ...]]:
+    """The fine grid's voxel size, one positive value per axis (None: isotropic)."""
+    if spacing is None:
+        return None
+    if np.ndim(spacing) == 0:
+        spacing = (spacing,) * ndim
+    try:
+        h = tuple(float(c) for c in spacing)
+    except (TypeError, ValueError):
+        raise TypeError(f"`{name}` must be a positive number or one per axis, "
+                        f"got {spacing!r}") from None
+    if len(h) != ndim:
+        raise ValueError(f"`{name}` must have {ndim} components (one per axis), got {len(h)}")
+    if not all(np.isfinite(c) and c > 0 for c in h):
+        raise ValueError(f"`{name}` must be positive and finite, got {spacing!r}")
+    return h
+
+
+def difference_weights(spacing: Optional[Sequence[float]]) -> Optional[Tuple[float, ...]]:
+    """The weights ``h_ref / h_a`` (``h_ref = min h``) of the differences (DESIGN.md 11), or
+    None on an isotropic grid (all weights 1)."""
+    if spacing is None:
+        return None
+    ref = min(spacing)
+    w = tuple(ref / h for h in spacing)
+    return None if all(c == 1.0 for c in w) else w
 
 
 def check_gradient(gradient: str) -> str:
@@ -225,6 +281,44 @@ def infer_ratio(mr_shape, us_shape, ratio=None) -> int:
             f"us.shape={tuple(us_shape)} (ratios {r0:g} and {r1:g}); crop or resample the images "
             "so that us.shape == ratio * mr.shape, or pass `ratio`")
     return int(r0)
+
+
+def check_ratios(ratio, ndim: int) -> Tuple[int, ...]:
+    """A ratio for every axis: an int (the same on each) or one positive int per axis."""
+    if np.ndim(ratio) == 0:
+        return (check_int(ratio, "ratio", low=1, high=MAX_PIXELS),) * ndim
+    try:
+        comps = tuple(ratio)
+    except TypeError:
+        raise TypeError(f"`ratio` must be an integer or one per axis, got {ratio!r}") from None
+    if len(comps) != ndim:
+        raise ValueError(f"`ratio` must have {ndim} components (one per axis), got {len(comps)}")
+    return tuple(check_int(r, "ratio", low=1, high=MAX_PIXELS) for r in comps)
+
+
+def infer_ratios(mr_shape, us_shape, ratio=None) -> Tuple[int, ...]:
+    """The integer decimation ratio of each axis between the MR grid and the US grid (given, or
+    inferred per axis from the shapes)."""
+    nd = len(us_shape)
+    if ratio is not None:
+        s = check_ratios(ratio, nd)
+        want = tuple(r * m for r, m in zip(s, mr_shape))
+        check_grid_size(want)
+        if tuple(us_shape) != want:
+            raise ValueError(
+                f"`us` must have shape ratio * mr.shape = {want} for ratio={ratio}, got "
+                f"us.shape={tuple(us_shape)} and mr.shape={tuple(mr_shape)}")
+        return s
+    r = [u / m for u, m in zip(us_shape, mr_shape)]
+    if not all(float(v).is_integer() and v >= 1 for v in r):
+        text = [f"{v:g}" for v in r]
+        listed = ", ".join(text[:-1]) + " and " + text[-1]
+        raise ValueError(
+            f"cannot infer an integer ratio from mr.shape={tuple(mr_shape)} and "
+            f"us.shape={tuple(us_shape)} (ratios {listed}); crop or "
+            "resample the images so that us.shape == ratio * mr.shape on every axis, or pass "
+            "`ratio`")
+    return tuple(int(v) for v in r)
 
 
 def threads_arg(threads) -> int:

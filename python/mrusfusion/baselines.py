@@ -10,8 +10,9 @@ from typing import Optional
 import numpy as np
 
 from ._config import get_num_threads
-from ._validation import (as_image, check_gamma, check_grid_size, check_int, check_scalar,
-                          check_tol, check_weight, MAX_PIXELS, MAX_WEIGHT)
+from ._validation import (as_image, check_gamma, check_grid_size, check_ratios, check_scalar,
+                          check_spacing, check_tol, check_weight, difference_weights,
+                          MAX_WEIGHT)
 from .fourier import DEFAULT_PLANNER, FourierProblem
 from .operators import as_psf
 from .problem import scale_of
@@ -33,25 +34,30 @@ def _finite_result(out: np.ndarray, name: str, scale: float) -> np.ndarray:
     return out
 
 
-def super_resolve(mr, ratio: int, *, tau: Optional[float] = None, psf=None,
-                  threads: Optional[int] = None, ridge: float = 1e-6) -> np.ndarray:
+def super_resolve(mr, ratio, *, tau: Optional[float] = None, psf=None,
+                  threads: Optional[int] = None, ridge: float = 1e-6,
+                  spacing=None) -> np.ndarray:
     """MR-only baseline: ``argmin_x 1/2||y_m - S C x||^2 + tau||grad x||^2`` in closed form.
 
     Parameters
     ----------
-    mr : array_like, shape (m1, m2)
-        Observed MR image.
-    ratio : int
-        Decimation ratio; the result has shape ``(ratio m1, ratio m2)``.
+    mr : array_like, shape (m1, m2) or (m1, m2, m3)
+        Observed MR image or volume.
+    ratio : int or tuple of int
+        Decimation ratio, one for every axis or one per axis; the result has shape
+        ``(s1 m1, s2 m2, ..)``.
     tau : float, optional
         Weight of the squared-gradient penalty, in [1e-12, 1e12] or 0 (images are scaled to a
         maximum of 1); ``None``: chosen by generalised cross-validation.
     psf : array_like or (size, variance), optional
-        Default 9x9 Gaussian of variance 4.
+        Default Gaussian of side 9 and variance 4 on every axis.
     threads : int, optional
     ridge : float
         A small ``ridge/2 ||x||^2`` that makes the problem well posed at zero frequency, in
         [1e-10, 1].
+    spacing : float or tuple of float, optional
+        The fine grid's voxel size, one per axis: weights the differences by ``h_ref / h_a``
+        (DESIGN.md 11). None: isotropic.
 
     Returns
     -------
@@ -74,21 +80,23 @@ def super_resolve(mr, ratio: int, *, tau: Optional[float] = None, psf=None,
     >>> super_resolve(np.ones((16, 16)), 2, tau=0.01).shape
     (32, 32)
     """
-    y_m = as_image(mr, "mr")
-    s = check_int(ratio, "ratio", low=1, high=MAX_PIXELS)
-    shape = (y_m.shape[0] * s, y_m.shape[1] * s)
+    y_m = as_image(mr, "mr", ndims=(2, 3))
+    ratios = check_ratios(ratio, y_m.ndim)
+    shape = tuple(m * r for m, r in zip(y_m.shape, ratios))
     check_grid_size(shape)
+    weights = difference_weights(check_spacing(spacing, y_m.ndim))
     tau = check_weight(tau, "tau", allow_zero=True)
     ridge = check_scalar(ridge, "ridge", positive=True)
     if not RIDGE_RANGE[0] <= ridge <= RIDGE_RANGE[1]:
         raise ValueError(f"`ridge` must be between {RIDGE_RANGE[0]:g} and {RIDGE_RANGE[1]:g}, "
                          f"got {ridge:g}")
-    nt = get_num_threads(threads, pixels=shape[0] * shape[1])
+    nt = get_num_threads(threads, pixels=int(np.prod(shape)))
     scale = scale_of(y_m, "mr")
     ym = y_m / y_m.dtype.type(scale)
-    fp = FourierProblem(shape, s, as_psf(psf, shape), y_m.dtype, nt, ym, DEFAULT_PLANNER)
+    fp = FourierProblem(shape, ratios, as_psf(psf, shape), y_m.dtype, nt, ym, DEFAULT_PLANNER,
+                        weights=weights)
     if tau is None:
-        tau, _ = gcv_tau1(ym, s, fp.abs_lam2)
+        tau, _ = gcv_tau1(ym, ratios, fp.abs_lam2, weights=weights)
     X = fp.solve(ridge, tau)
     with np.errstate(over="ignore", invalid="ignore"):
         out = np.array(fp.inverse(X) * y_m.dtype.type(scale))
@@ -97,13 +105,13 @@ def super_resolve(mr, ratio: int, *, tau: Optional[float] = None, psf=None,
 
 def despeckle(us, *, tau2: Optional[float] = None, tau3: Optional[float] = None,
               gamma: Optional[float] = None, noise_model: str = "correlated",
-              tol: float = 1e-6, threads: Optional[int] = None) -> np.ndarray:
+              tol: float = 1e-6, threads: Optional[int] = None, spacing=None) -> np.ndarray:
     """US-only baseline: ``argmin_v tau2 sum[exp(y_u - v) - gamma (y_u - v)] + tau3||grad v||^2``.
 
     Parameters
     ----------
     us : array_like
-        Observed log-compressed US image.
+        Observed log-compressed US image or volume.
     tau2, tau3 : float, optional
         Weights in [1e-12, 1e12] (``tau3`` may be 0); only ``tau3 / tau2`` matters. ``None``:
         the rule :func:`mrusfusion.fuse` uses (:func:`mrusfusion.weights.us_weights`):
@@ -116,6 +124,8 @@ def despeckle(us, *, tau2: Optional[float] = None, tau3: Optional[float] = None,
     tol : float
         Relative accuracy of the solution, in (0, 1).
     threads : int, optional
+    spacing : float or tuple of float, optional
+        The grid's voxel size, one per axis: weights the differences (DESIGN.md 11).
 
     Returns
     -------
@@ -139,7 +149,8 @@ def despeckle(us, *, tau2: Optional[float] = None, tau3: Optional[float] = None,
     >>> float(despeckle(np.full((16, 16), 0.5), tau2=1.0, tau3=1.0, gamma=1.0).round(6).max())
     0.5
     """
-    y = as_image(us, "us")
+    y = as_image(us, "us", ndims=(2, 3))
+    weights = difference_weights(check_spacing(spacing, y.ndim))
     tau2 = check_weight(tau2, "tau2")
     tau3 = check_weight(tau3, "tau3", allow_zero=True)
     gamma = check_gamma(gamma)
@@ -148,14 +159,15 @@ def despeckle(us, *, tau2: Optional[float] = None, tau3: Optional[float] = None,
     scale = scale_of(y, "us")
     yu = y / y.dtype.type(scale)
     if tau2 is None or tau3 is None or gamma is None:
-        noise = us_weights(yu, noise_model=noise_model)
+        noise = us_weights(yu, noise_model=noise_model, weights=weights)
         if gamma is None:
             gamma = noise.gamma
         if tau2 is None:
             tau2 = min(1.0 / (gamma * max(noise.sigma_u2 * noise.grain_area, 1e-12)), MAX_WEIGHT)
         if tau3 is None:
             tau3 = min(tau2 * gamma * noise.rho, MAX_WEIGHT)
-    fp = FourierProblem(y.shape, 1, np.ones((1, 1)), y.dtype, nt, None, DEFAULT_PLANNER)
+    fp = FourierProblem(y.shape, 1, np.ones((1,) * y.ndim), y.dtype, nt, None, DEFAULT_PLANNER,
+                        weights=weights)
     solver = VStepSolver(fp, yu, None, tau2, tau3, gamma, tol=tol, max_newton=100)
     v = fp.empty_real()
     np.copyto(v, yu)

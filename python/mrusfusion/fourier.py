@@ -9,7 +9,7 @@ from the wisdom file afterwards (:mod:`mrusfusion.wisdom`).
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 import pyfftw
@@ -18,7 +18,7 @@ from . import _core
 from .operators import psf_spectrum
 from .wisdom import planning
 
-__all__ = ["FourierProblem", "dtd_symbol", "fold", "DEFAULT_PLANNER", "PLANNERS"]
+__all__ = ["FourierProblem", "dtd_symbol", "fold", "as_ratios", "DEFAULT_PLANNER", "PLANNERS"]
 
 #: FFTW planner flag of reproducible runs, and ``fuse``'s default. FFTW_ESTIMATE plans in ms with
 #: FFTW's wisdom emptied (:func:`mrusfusion.wisdom.planning`), so every process on a machine
@@ -31,19 +31,36 @@ DEFAULT_PLANNER = "FFTW_ESTIMATE"
 PLANNERS = ("FFTW_ESTIMATE", "FFTW_MEASURE", "FFTW_PATIENT", "FFTW_EXHAUSTIVE")
 
 
-def dtd_symbol(shape: Tuple[int, ...], *, real: bool = False) -> np.ndarray:
-    """``|Dh|^2 + |Dv|^2 = 4 sin^2(pi l / n2) + 4 sin^2(pi k / n1)`` on the (half) spectrum."""
-    n1, n2 = shape
-    k = np.arange(n1)[:, None]
-    l = np.arange(n2 // 2 + 1 if real else n2)[None, :]
-    return 4.0 * np.sin(np.pi * l / n2) ** 2 + 4.0 * np.sin(np.pi * k / n1) ** 2
+def dtd_symbol(shape: Tuple[int, ...], *, real: bool = False,
+               weights: Optional[Sequence[float]] = None) -> np.ndarray:
+    """``sum_a w_a^2 |D_a|^2 = sum_a w_a^2 4 sin^2(pi k_a / n_a)`` on the (half) spectrum
+    (DESIGN.md section 11; ``w_a = 1`` without ``weights``)."""
+    shape = tuple(int(n) for n in shape)
+    w = (1.0,) * len(shape) if weights is None else tuple(weights)
+    out = np.zeros(shape[:-1] + ((shape[-1] // 2 + 1) if real else shape[-1],))
+    for a, n in enumerate(shape):
+        k = np.arange(out.shape[a])
+        view = [1] * len(shape)
+        view[a] = out.shape[a]
+        out = out + w[a] ** 2 * (4.0 * np.sin(np.pi * k / n) ** 2).reshape(view)
+    return out
 
 
-def fold(q: np.ndarray, s: int) -> np.ndarray:
-    """``B(Q)``: the mean of the ``s x s`` tiles of a full (n1, n2) spectrum (decimation in
-    Fourier)."""
-    n1, n2 = q.shape
-    return q.reshape(s, n1 // s, s, n2 // s).mean(axis=(0, 2))
+def fold(q: np.ndarray, s) -> np.ndarray:
+    """``B(Q)``: the mean of the ``prod(s_a)`` tiles of shape ``n / s`` of a full spectrum
+    (decimation in Fourier); ``s`` is one ratio or one per axis."""
+    ratios = (int(s),) * q.ndim if np.ndim(s) == 0 else tuple(int(r) for r in s)
+    shape = []
+    for n, r in zip(q.shape, ratios):
+        shape += [r, n // r]
+    return q.reshape(shape).mean(axis=tuple(range(0, 2 * q.ndim, 2)))
+
+
+def as_ratios(ratio, ndim: int) -> Tuple[int, ...]:
+    """One ratio per axis from an int or a sequence."""
+    if np.ndim(ratio) == 0:
+        return (int(ratio),) * ndim
+    return tuple(int(r) for r in ratio)
 
 
 class FourierProblem:
@@ -51,10 +68,10 @@ class FourierProblem:
 
     Parameters
     ----------
-    shape : (int, int)
-        Fine-grid shape ``(n1, n2)``; each a multiple of ``ratio``.
-    ratio : int
-        Decimation ratio ``s``.
+    shape : tuple of int
+        Fine-grid shape, 2-D or 3-D; each axis a multiple of its ratio.
+    ratio : int or tuple of int
+        Decimation ratio ``s``, one for every axis or one per axis.
     psf : ndarray
         Normalised PSF (see :func:`mrusfusion.operators.as_psf`).
     dtype : float32 or float64
@@ -69,6 +86,8 @@ class FourierProblem:
         the wisdom file (:mod:`mrusfusion.wisdom`) and recalled by later processes.
     kernels : module
         ``mrusfusion._core`` (default) or its NumPy twin ``mrusfusion._reference``.
+    weights : sequence of float, optional
+        Difference weights ``h_ref / h_a`` (DESIGN.md section 11); None: all 1.
 
     Raises
     ------
@@ -85,17 +104,23 @@ class FourierProblem:
     True
     """
 
-    def __init__(self, shape, ratio: int, psf: np.ndarray, dtype=np.float64, threads: int = 1,
+    def __init__(self, shape, ratio: Union[int, Tuple[int, ...]], psf: np.ndarray,
+                 dtype=np.float64, threads: int = 1,
                  y_m: Optional[np.ndarray] = None, planner_effort: str = DEFAULT_PLANNER,
-                 kernels=_core):
+                 kernels=_core, weights: Optional[Sequence[float]] = None):
         self.kernels = kernels
-        self.shape = n1, n2 = tuple(int(n) for n in shape)
-        self.ratio = s = int(ratio)
+        self.shape = tuple(int(n) for n in shape)
+        self.ndim = len(self.shape)
+        self.ratios = as_ratios(ratio, self.ndim)
+        # The kernels take one int when every axis has the same ratio (as 2-D callers pass).
+        self.ratio = self.ratios[0] if len(set(self.ratios)) == 1 else self.ratios
+        self.coarse_shape = tuple(n // s for n, s in zip(self.shape, self.ratios))
+        self.weights = None if weights is None else tuple(float(w) for w in weights)
         self.dtype = np.dtype(dtype)
         self.cdtype = np.dtype(np.complex64 if self.dtype == np.float32 else np.complex128)
         self.threads = int(threads)
-        self.hshape = (n1, n2 // 2 + 1)
-        self.cshape = (n1 // s, (n2 // s) // 2 + 1)
+        self.hshape = self.shape[:-1] + (self.shape[-1] // 2 + 1,)
+        self.cshape = self.coarse_shape[:-1] + (self.coarse_shape[-1] // 2 + 1,)
         self._real = pyfftw.empty_aligned(self.shape, dtype=self.dtype)
         self._spec = pyfftw.empty_aligned(self.hshape, dtype=self.cdtype)
         if planner_effort not in PLANNERS:
@@ -103,12 +128,16 @@ class FourierProblem:
                              f"got {planner_effort!r}")
         flags = (planner_effort,)
         with planning(planner_effort):  # measured plans come from, and go to, the wisdom file
-            self._fwd = pyfftw.FFTW(self._real, self._spec, axes=(0, 1), direction="FFTW_FORWARD",
+            axes = tuple(range(self.ndim))
+            self._fwd = pyfftw.FFTW(self._real, self._spec, axes=axes, direction="FFTW_FORWARD",
                                     flags=flags, threads=self.threads)
-            self._inv = pyfftw.FFTW(self._spec, self._real, axes=(0, 1), direction="FFTW_BACKWARD",
+            self._inv = pyfftw.FFTW(self._spec, self._real, axes=axes, direction="FFTW_BACKWARD",
                                     flags=flags + ("FFTW_DESTROY_INPUT",), threads=self.threads)
         self.lam = np.ascontiguousarray(psf_spectrum(psf, self.shape, real=True), dtype=self.cdtype)
-        self.dtd = np.ascontiguousarray(dtd_symbol(self.shape, real=True), dtype=self.dtype)
+        self.dtd = np.ascontiguousarray(dtd_symbol(self.shape, real=True, weights=self.weights),
+                                        dtype=self.dtype)
+        #: Largest value of the symbol, ``4 sum_a w_a^2``.
+        self.dtd_max = 4.0 * sum(w * w for w in (self.weights or (1.0,) * self.ndim))
         self._twork = self.empty_coarse_spec()
         self.ym_spec: Optional[np.ndarray] = None
         self.rhs_mr: Optional[np.ndarray] = None
@@ -118,12 +147,16 @@ class FourierProblem:
     @property
     def abs_lam2(self) -> np.ndarray:
         """``|Lam|^2`` on the full spectrum (float64), for GCV; computed on demand."""
-        n1, n2 = self.shape
+        n2 = self.shape[-1]
         half = np.abs(self.lam.astype(np.complex128)) ** 2
         full = np.empty(self.shape)
-        full[:, : half.shape[1]] = half
-        cols = np.arange(half.shape[1], n2)
-        full[:, cols] = half[(-np.arange(n1)[:, None]) % n1, n2 - cols[None, :]]
+        h2 = half.shape[-1]
+        full[..., :h2] = half
+        neg = half  # |Lam|^2 at -k on the leading axes
+        for a in range(self.ndim - 1):
+            neg = np.roll(np.flip(neg, axis=a), 1, axis=a)
+        cols = np.arange(h2, n2)
+        full[..., h2:] = neg[..., n2 - cols]
         return full
 
     def empty_real(self) -> np.ndarray:
@@ -131,14 +164,15 @@ class FourierProblem:
         return pyfftw.empty_aligned(self.shape, dtype=self.dtype)
 
     def real_view(self, spec: np.ndarray) -> np.ndarray:
-        """An (n1, n2) real image sharing the memory of a half-spectrum buffer (which holds
-        n1 * (n2/2 + 1) complex numbers, enough room), to lend idle spectra as work images."""
+        """A real image sharing the memory of a half-spectrum buffer (which holds
+        prod(n) / n_last * (n_last/2 + 1) complex numbers, enough room), to lend idle spectra as
+        work images."""
         flat = spec.view(self.dtype).reshape(-1)
-        return flat[: self.shape[0] * self.shape[1]].reshape(self.shape)
+        return flat[: int(np.prod(self.shape))].reshape(self.shape)
 
     def flat(self, spec: np.ndarray) -> np.ndarray:
-        """A half spectrum seen as an (n1, 2 (n2/2 + 1)) real array (same memory), for the
-        real-valued vector kernels."""
+        """A half spectrum seen as a real array with 2 (n_last/2 + 1) values on its last axis
+        (same memory), for the real-valued vector kernels."""
         return spec.view(self.dtype)
 
     def empty_spec(self) -> np.ndarray:
@@ -151,15 +185,13 @@ class FourierProblem:
         return np.empty(self.cshape, dtype=self.cdtype)
 
     def set_observation(self, y_m: np.ndarray) -> None:
-        """Precompute ``Ym = rfft2(y_m)`` and ``R_m = fft2(C^T S^T y_m) = conj(Lam) tile(Ym)``
-        (on the half spectrum: column ``l`` of the tiling reads column ``l mod m2`` of ``Ym``)."""
-        n1, n2 = self.shape
-        m1, m2 = n1 // self.ratio, n2 // self.ratio
-        ym_full = np.fft.fft2(np.asarray(y_m, dtype=np.float64))
-        rows = np.arange(n1) % m1
-        cols = np.arange(self.hshape[1]) % m2
-        self.rhs_mr = np.conj(self.lam) * ym_full[rows[:, None], cols[None, :]].astype(self.cdtype)
-        self.ym_spec = np.ascontiguousarray(ym_full[:, : self.cshape[1]], dtype=self.cdtype)
+        """Precompute ``Ym = rfftn(y_m)`` and ``R_m = fftn(C^T S^T y_m) = conj(Lam) tile(Ym)``
+        (on the half spectrum: index ``k_a`` of the tiling reads index ``k_a mod m_a`` of
+        ``Ym``)."""
+        ym_full = np.fft.fftn(np.asarray(y_m, dtype=np.float64))
+        index = np.ix_(*(np.arange(h) % m for h, m in zip(self.hshape, self.coarse_shape)))
+        self.rhs_mr = np.conj(self.lam) * ym_full[index].astype(self.cdtype)
+        self.ym_spec = np.ascontiguousarray(ym_full[..., : self.cshape[-1]], dtype=self.cdtype)
 
     def forward(self, x: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
         """``rfft2(x)`` into ``out`` (an aligned half-spectrum buffer) or a new array."""
@@ -186,8 +218,9 @@ class FourierProblem:
         if out is None:
             out = self.empty_spec()
         second = self._spec if image is not None else None
-        self.kernels.xstep_solve(self.rhs_mr, Xk, Gk, self.lam, self.dtd, self.shape[1], self.ratio,
-                                 float(tau1), float(L), self._twork, out, second, self.threads)
+        self.kernels.xstep_solve(self.rhs_mr, Xk, Gk, self.lam, self.dtd, self.shape[-1],
+                                 self.ratio, float(tau1), float(L), self._twork, out, second,
+                                 self.threads)
         if image is not None:
             self._inv(input_array=self._spec, output_array=image, normalise_idft=True)
         return out
@@ -202,5 +235,5 @@ class FourierProblem:
 
     def mr_residual(self, X: np.ndarray) -> float:
         """``||y_m - S C x||^2`` from ``X = rfft2(x)``."""
-        return self.kernels.mr_residual_energy(X, self.lam, self.ym_spec, self.shape[1], self.ratio,
-                                        self.threads)
+        return self.kernels.mr_residual_energy(X, self.lam, self.ym_spec, self.shape[-1],
+                                               self.ratio, self.threads)

@@ -18,7 +18,8 @@ import numpy as np
 from . import _core
 from ._config import get_num_threads
 from ._validation import (as_image, as_mask, check_gamma, check_gradient, check_int,
-                          check_scalar, check_weight, infer_ratio)
+                          check_scalar, check_spacing, check_weight, default_direction,
+                          difference_weights, infer_ratios)
 from .fourier import DEFAULT_PLANNER, PLANNERS
 from .operators import as_psf
 from .palm import DEFAULT_MAX_ITER, DEFAULT_TOL, PalmOptions, run_palm
@@ -61,11 +62,11 @@ def _common_dtype(*arrays) -> np.dtype:
     return np.dtype(np.float64)
 
 
-def fuse(mr, us, psf=None, *, ratio: Optional[int] = None, degree: Optional[int] = None,
+def fuse(mr, us, psf=None, *, ratio=None, degree: Optional[int] = None,
          link="global", tau1: Optional[float] = None,
          tau2: Optional[float] = None, tau3: Optional[float] = None, tau4: Optional[float] = None,
          gamma: Optional[float] = None, gradient: str = "directional",
-         scan_direction=(1.0, 0.0), eps: float = 1e-3, coeffs=None, mask=None,
+         scan_direction=None, eps: float = 1e-3, coeffs=None, mask=None, spacing=None,
          max_iter: int = DEFAULT_MAX_ITER, tol: float = DEFAULT_TOL, vstep_tol: float = 1e-5,
          backtrack: float = 2.0, gamma2: float = 1.1, L0: Optional[float] = None,
          callback: Optional[Callable] = None, progress: bool = False,
@@ -82,16 +83,20 @@ def fuse(mr, us, psf=None, *, ratio: Optional[int] = None, degree: Optional[int]
 
     Parameters
     ----------
-    mr : array_like, shape (m1, m2)
-        Observed MR image (low resolution).
-    us : array_like, shape (s m1, s m2)
-        Observed B-mode (log-compressed) US image, registered to ``mr``.
+    mr : array_like, shape (m1, m2) or (m1, m2, m3)
+        Observed MR image or volume (low resolution).
+    us : array_like, shape (s1 m1, s2 m2) or (s1 m1, s2 m2, s3 m3)
+        Observed B-mode (log-compressed) US image or volume, registered to ``mr``, of the same
+        dimensionality.
     psf : array_like or (size, variance), optional
-        MR point-spread function; default 9x9 Gaussian of variance 4 (the paper's). The only
-        option that may be given positionally, so ``fuse(*mrusfusion.sample_pair())`` uses the
-        sample pair's own blur.
-    ratio : int, optional
-        Decimation ratio ``s``; inferred from the shapes when omitted.
+        MR point-spread function of the images' dimensionality; default a Gaussian of side 9
+        and variance 4 on every axis (the paper's 9x9). ``(size, variance)``: a Gaussian, the
+        variance a number or one per axis (fine-grid pixels). The only option that may be
+        given positionally, so ``fuse(*mrusfusion.sample_pair())`` uses the sample pair's own
+        blur.
+    ratio : int or tuple of int, optional
+        Decimation ratio ``s``, one for every axis or one per axis; inferred per axis from the
+        shapes when omitted.
     degree : int or None
         Degree of the polynomial link (paper: 3 on simulations, 4 on real data; ``degree=4``
         reproduces the paper). ``None`` (default): the smallest degree within one standard error
@@ -117,15 +122,22 @@ def fuse(mr, us, psf=None, *, ratio: Optional[int] = None, degree: Optional[int]
     gradient : {"directional", "magnitude"}
         ``g`` of the link: derivative along ``scan_direction`` (the paper) or the gradient
         magnitude (the authors' code).
-    scan_direction : (float, float)
-        ``(u_v, u_h)``; default axial, down the rows.
+    scan_direction : tuple of float, optional
+        One component per axis, in physical space: ``(u_v, u_h)`` for an image; default
+        axial, down the first axis: ``(1, 0)`` (down the rows), ``(1, 0, 0)`` for a volume (as
+        the command line's default).
     eps : float
         Smoothing of the gradient magnitude.
     coeffs : array_like, optional
         Link coefficients (scaled images); fitted on the bicubic MR when omitted. Without
         ``degree``, the degree is read from their number.
     mask : array_like of bool, optional
-        Pixels where US data exist; outside it ``x`` takes the MR information only.
+        Pixels (voxels) where US data exist, shape of ``us`` (a fan or cone for 3-D probes);
+        outside it ``x`` takes the MR information only.
+    spacing : float or tuple of float, optional
+        The fine (US) grid's voxel size, one per axis (mm, or any unit): the differences of
+        every term are weighted by ``h_ref / h_a`` with ``h_ref = min h`` (DESIGN.md 11), and
+        the scan direction is a unit vector in physical space. None: isotropic.
     max_iter : int
         Iteration cap.
     tol : float
@@ -205,11 +217,17 @@ def fuse(mr, us, psf=None, *, ratio: Optional[int] = None, degree: Optional[int]
     ((32, 32), True)
     """
     t_start = time.perf_counter()
-    y_m = as_image(mr, "mr")
-    y_u = as_image(us, "us")
+    y_m = as_image(mr, "mr", ndims=(2, 3))
+    y_u = as_image(us, "us", ndims=(2, 3))
+    if y_m.ndim != y_u.ndim:
+        raise ValueError(f"`mr` must be a {y_u.ndim}-D array, got shape {y_m.shape}: `mr` and "
+                         f"`us` (shape {y_u.shape}) must have the same dimensionality")
     dtype = _common_dtype(y_m, y_u)
     y_m, y_u = y_m.astype(dtype, copy=False), y_u.astype(dtype, copy=False)
-    s = infer_ratio(y_m.shape, y_u.shape, ratio)
+    ratios = infer_ratios(y_m.shape, y_u.shape, ratio)
+    s = ratios[0] if len(set(ratios)) == 1 else ratios
+    scan_direction = default_direction(scan_direction, y_u.ndim)
+    spacing = check_spacing(spacing, y_u.ndim)
     d = None if degree is None else check_int(degree, "degree", low=1, high=MAX_DEGREE)
     if isinstance(link, str):
         if link not in LINKS:
@@ -218,6 +236,11 @@ def fuse(mr, us, psf=None, *, ratio: Optional[int] = None, degree: Optional[int]
     elif not isinstance(link, Link):
         raise TypeError(f"`link` must be a string or a fitted link (mrusfusion.link.Link), got "
                         f"{type(link).__name__}")
+    if link == "local" and y_u.ndim == 3:
+        raise ValueError("`link` = 'local' works on images only; use link='global' for volumes")
+    if link == "local" and difference_weights(spacing) is not None:
+        raise ValueError("`link` = 'local' works on isotropic grids only; use link='global' with "
+                         "an anisotropic `spacing`")
     if coeffs is not None and d is None:
         d = _degree_of(coeffs)
     gradient = check_gradient(gradient)
@@ -238,6 +261,7 @@ def fuse(mr, us, psf=None, *, ratio: Optional[int] = None, degree: Optional[int]
     m = as_mask(mask, "mask", y_u.shape, dtype)
     problem = build_problem(y_m, y_u, ratio=s, degree=d, psf=as_psf(psf, y_u.shape),
                             gradient=gradient, scan_direction=scan_direction, eps=eps,
+                            spacing=spacing,
                             coeffs=coeffs, mask=m, threads=nt, planner_effort=planner_effort,
                             link=link,
                             tau1=tau1, tau2=tau2, tau3=tau3, tau4=tau4, gamma=gamma,

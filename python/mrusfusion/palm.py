@@ -161,6 +161,7 @@ def run_palm(problem, options: PalmOptions = PalmOptions(),
     ft, fxt, fgt = R(), R(), R()
     G, w1 = R(), R()
     w2 = R() if gm.mode == 1 else None
+    w3 = R() if gm.mode == 1 and fp.ndim == 3 else None
     vsolver = VStepSolver(fp, yu, m, t2, t3, gam, tol=options.vstep_tol)
 
     def coupling(xx, vv, ff, ffx, ffg):
@@ -170,8 +171,8 @@ def run_palm(problem, options: PalmOptions = PalmOptions(),
     def objective(xx, XX, Hsum, g_value):
         # The link's ridge terms (local link, DESIGN 12.2) count in H, so that the c-step is an
         # exact block minimisation of psi.
-        return (0.5 * fp.mr_residual(XX) + t1 * K.squared_gradient_norm(xx, nt) + g_value
-                + t4 * (Hsum + link.penalty()))
+        return (0.5 * fp.mr_residual(XX) + t1 * K.squared_gradient_norm(xx, nt, fp.weights)
+                + g_value + t4 * (Hsum + link.penalty()))
 
     Hsum = coupling(x, v, f, fx, fg)
     if m is not None:
@@ -228,8 +229,8 @@ def run_palm(problem, options: PalmOptions = PalmOptions(),
         # x-step with backtracking (DESIGN section 5.1) from the base point: the FFTs of x_b and
         # of the gradient are shared by all trials, each costing one inverse FFT.
         ta = time.perf_counter()
-        K.jacobian_transpose(xb, vb, f, m, fx, fg, gm.mode, gm.uv, gm.uh, gm.eps,
-                             -2.0 * t4, w1, w2, G, nt)
+        K.jacobian_transpose(xb, vb, f, m, fx, fg, gm.mode, gm.u, gm.eps,
+                             -2.0 * t4, w1, w2, G, nt, gm.weights, w3)
         t_link += time.perf_counter() - ta
         fp.forward(G, Gs)
         H0 = t4 * Hb
@@ -253,7 +254,7 @@ def run_palm(problem, options: PalmOptions = PalmOptions(),
         dk = gamma2 * 2.0 * t4
         w = G  # the gradient is spent; its buffer holds the v-step target
         K.prox_target(vb, ft, m, 2.0 * t4 / dk, w, nt)
-        idle = [w1, xe, x_prev, v_prev, f, fx, fg] + ([w2] if w2 is not None else [])
+        idle = [w1, xe, x_prev, v_prev, f, fx, fg] + [w for w in (w2, w3) if w is not None]
         idle += [fp.real_view(Xe), fp.real_view(X_prev), fp.real_view(Gs)]
         base_is_current = False  # the base set is lent to the v-step solver
         info = vsolver.solve(vt, w, dk, scratch=idle)

@@ -6,11 +6,12 @@ engine (:mod:`mrusfusion.palm`) runs on. Nothing here iterates.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Tuple, Union
 
 import numpy as np
 
 from . import _core
+from ._validation import difference_weights
 from .fourier import FourierProblem
 from .operators import bicubic_upsample
 from .link import Link, PolynomialLink, fit_local_link, fit_polynomial
@@ -57,7 +58,8 @@ class FusionProblem:
         Scaled MR (coarse grid) and US (fine grid) observations, in the working dtype.
     mask : ndarray or None
         US field of view on the fine grid (0..1 weights).
-    ratio : int
+    ratio : int or tuple of int
+        One ratio for every axis, or one per axis when they differ.
     dtype : numpy.dtype
     threads : int
     fourier : FourierProblem
@@ -77,7 +79,7 @@ class FusionProblem:
     ym: np.ndarray
     yu: np.ndarray
     mask: Optional[np.ndarray]
-    ratio: int
+    ratio: Union[int, Tuple[int, ...]]
     dtype: np.dtype
     threads: int
     fourier: FourierProblem
@@ -111,7 +113,7 @@ def scale_of(img: np.ndarray, name: str) -> float:
 
 def choose_link(x0: np.ndarray, yu: np.ndarray, mask: Optional[np.ndarray], *,
                 degree: Optional[int], link: Any, coeffs, gradient: str, scan_direction,
-                eps: float, threads: int, kernels: Any = _core):
+                eps: float, threads: int, kernels: Any = _core, spacing=None):
     """Fit (or take) the link, choosing the degree and the knot grid by blocked CV.
 
     Returns ``(link, LinkChoice)``. ``link`` is ``"global"``, ``"local"`` or a fitted
@@ -120,6 +122,8 @@ def choose_link(x0: np.ndarray, yu: np.ndarray, mask: Optional[np.ndarray], *,
     message when cross-validation cannot run.
     """
     geo = dict(gradient=gradient, scan_direction=scan_direction, eps=eps)
+    if spacing is not None:
+        geo["spacing"] = spacing
     if not isinstance(link, str):
         return link, LinkChoice("given", int(link.degree), message="link given")
     if coeffs is not None:
@@ -149,8 +153,9 @@ def choose_link(x0: np.ndarray, yu: np.ndarray, mask: Optional[np.ndarray], *,
                               f"{mu:g} ({lsel.message})")
 
 
-def build_problem(y_m: np.ndarray, y_u: np.ndarray, *, ratio: int, degree: Optional[int],
+def build_problem(y_m: np.ndarray, y_u: np.ndarray, *, ratio, degree: Optional[int],
                   psf: np.ndarray, gradient: str, scan_direction, eps: float, coeffs,
+                  spacing=None,
                   mask: Optional[np.ndarray], threads: int, planner_effort: str,
                   link: Any = "global", tau1=None, tau2=None, tau3=None, tau4=None, gamma=None,
                   kernels: Any = _core) -> FusionProblem:
@@ -164,16 +169,18 @@ def build_problem(y_m: np.ndarray, y_u: np.ndarray, *, ratio: int, degree: Optio
     ym = y_m / dtype.type(mr_scale)
     yu = y_u
     yu /= dtype.type(us_scale)
-    fp = FourierProblem(yu.shape, ratio, psf, dtype, threads, ym, planner_effort, kernels=kernels)
+    weights = difference_weights(spacing)
+    fp = FourierProblem(yu.shape, ratio, psf, dtype, threads, ym, planner_effort, kernels=kernels,
+                        weights=weights)
     x0 = np.ascontiguousarray(bicubic_upsample(ym, ratio), dtype=dtype)
     link, choice = choose_link(x0, yu, mask, degree=degree, link=link, coeffs=coeffs,
                                gradient=gradient, scan_direction=scan_direction, eps=eps,
-                               threads=threads, kernels=kernels)
+                               threads=threads, kernels=kernels, spacing=spacing)
     n_fit = float(mask.sum()) if mask is not None else float(yu.size)
     resvar = link.coupling(x0, yu, mask, None, None, None, threads, kernels=kernels) / n_fit
-    weights = estimate_weights(ym, yu, ratio, fp.abs_lam2, resvar, tau1=tau1, tau2=tau2,
-                               tau3=tau3, tau4=tau4, gamma=gamma, mask=mask,
-                               fit_residual=yu - link.evaluate(x0, threads=threads))
+    tau = estimate_weights(ym, yu, ratio, fp.abs_lam2, resvar, tau1=tau1, tau2=tau2,
+                           tau3=tau3, tau4=tau4, gamma=gamma, mask=mask,
+                           fit_residual=yu - link.evaluate(x0, threads=threads), weights=weights)
     return FusionProblem(ym=ym, yu=yu, mask=mask, ratio=ratio, dtype=dtype, threads=threads,
-                         fourier=fp, x0=x0, link=link, link_choice=choice, weights=weights,
+                         fourier=fp, x0=x0, link=link, link_choice=choice, weights=tau,
                          mr_scale=mr_scale, us_scale=us_scale, kernels=kernels)

@@ -3,7 +3,7 @@ after each iteration (:class:`IterationState`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Tuple, Union
 
 import numpy as np
 
@@ -43,7 +43,8 @@ class FusionResult:
     message : str
     mr_scale, us_scale : float
         The inputs were divided by these (their maxima) before solving.
-    ratio : int
+    ratio : int or tuple of int
+        One ratio for every axis, or one per axis when they differ.
     weights : Weights
         ``tau1``..``tau4`` and ``gamma`` used, how each was obtained, and the measured noise levels.
     x_init : ndarray
@@ -86,7 +87,7 @@ class FusionResult:
     stop_reason: str
     mr_scale: float
     us_scale: float
-    ratio: int
+    ratio: Union[int, Tuple[int, ...]]
     weights: Weights
     x_init: np.ndarray
     timings: dict = field(default_factory=dict)

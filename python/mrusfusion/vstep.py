@@ -65,7 +65,7 @@ class VStepSolver:
     def value(self, v, w=None, dk: float = 0.0) -> float:
         """``G_k(v)`` (with ``w=None`` and ``dk=0``: ``G(v)`` of the objective)."""
         val = self._k.vstep_eval(v, self.y, w, self.mask, self.tau2, self.gamma, self.tau3, dk,
-                                 None, None, self.threads)[0]
+                                 None, None, self.threads, self.fp.weights)[0]
         return val
 
     def _buffers(self, scratch):
@@ -84,7 +84,8 @@ class VStepSolver:
         g, c, gt, ct, p, r, s, hs, cur = self._buffers(scratch)
         z = hs  # the preconditioned residual and the Hessian product are never live together
         args = (self.y, w, self.mask, self.tau2, self.gamma, self.tau3, dk)
-        val, cmin, cmean, gval, gg = K.vstep_eval(v, *args, g, c, nt)
+        wts = fp.weights
+        val, cmin, cmean, gval, gg = K.vstep_eval(v, *args, g, c, nt, wts)
         # Inner products and vector updates through the core (one pass each, deterministic, our
         # threads): a BLAS dot with its own thread pool took 11 ms at 256x256 on a busy 2-core
         # machine, 700x the single-thread time.
@@ -111,7 +112,7 @@ class VStepSolver:
                 first = True
                 for _ in range(self.max_cg):
                     cg_it += 1
-                    shs = K.dtd_apply(s, c, dk, tau3x2, hs, nt)
+                    shs = K.dtd_apply(s, c, dk, tau3x2, hs, nt, wts)
                     if not shs > 0:
                         if first:
                             p.fill(0.0)
@@ -133,14 +134,14 @@ class VStepSolver:
                     rz = rz_new
                 slope = K.dot(g, p, nt)
                 if not slope < 0:  # inexact CG gave no descent direction: a scaled gradient step
-                    scale = 1.0 / max(cmean + dk + 8.0 * self.tau3, 1e-300)
+                    scale = 1.0 / max(cmean + dk + fp.dtd_max * self.tau3, 1e-300)
                     K.axpby(g, g, -scale, 0.0, p, nt)
                     slope = -scale * gnorm**2
                 # Armijo backtracking; the trial's gradient is the next Newton step's.
                 t = 1.0
                 for _ in range(60):
                     K.axpby(x, p, 1.0, t, trial, nt)
-                    tv = K.vstep_eval(trial, *args, gt, ct, nt)
+                    tv = K.vstep_eval(trial, *args, gt, ct, nt, wts)
                     if tv[0] <= val + 1e-4 * t * slope:
                         break
                     t *= 0.5

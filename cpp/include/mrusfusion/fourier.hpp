@@ -1,9 +1,10 @@
-// Closed-form x-step in the Fourier domain (Zhao et al. 2016; DESIGN.md sec. 6), on the
-// half spectra of real FFTs: an (n1, n2) image has an (n1, n2/2+1) spectrum.
+// Closed-form x-step in the Fourier domain (Zhao et al. 2016; DESIGN.md sec. 6 and 11), on the
+// half spectra of real FFTs over all axes: an (n0, n1, n2) grid (n0 = 1 for an image) has an
+// (n0, n1, n2/2+1) spectrum.
 //   phi = 2 tau1 |D|^2 + L,   R = conj(Lam) tile(Y_m) + L X_k - G_k     (= fft2(C^T S^T y + L z))
 //   W = B(|Lam|^2 / phi),     T = B(Lam R / phi) / (1 + W),   X = (R - conj(Lam) tile(T)) / phi
-// B(Q) = (1/s^2) sum of the s x s tiles of the full spectrum Q; columns beyond n2/2 are read
-// through Hermitian symmetry Q[-r, -c] = conj(Q[r, c]).
+// B(Q) = (1/P) sum of the P = s0 s1 s2 tiles of shape (m0, m1, m2) of the full spectrum Q;
+// columns beyond n2/2 are read through Hermitian symmetry Q[-k] = conj(Q[k]).
 #pragma once
 #include <algorithm>
 #include <complex>
@@ -15,22 +16,36 @@ namespace mrusfusion::MRF_NS {
 
 using mrusfusion::SpectralGrid;
 
-// The fold B visits, for coarse row kk, the fine rows r = kk + a m1 and in each the column
-// segments [b m2, b m2 + mh2). A segment's columns below h2 are read forwards from row r; those
-// at or beyond h2 are read backwards from row (n1 - r) mod n1 and conjugated. seg(k0, step, conj,
-// lo, hi) is called for both parts with the half-spectrum index k = k0 + step * ll, so each inner
-// loop streams through memory and vectorises.
+// The fold B visits, for coarse row kk = (k0, k1), the fine rows r = (k0 + a0 m0, k1 + a1 m1)
+// and in each the column segments [b m2, b m2 + mh2). A segment's columns below h2 are read
+// forwards from row r; those at or beyond h2 are read backwards from row -r (mod the shape) and
+// conjugated. seg(k0, step, conj, lo, hi) is called for both parts with the half-spectrum index
+// k = k0 + step * ll, so each inner loop streams through memory and vectorises.
 template <class Seg>
 inline void fold_segments(const SpectralGrid& sg, idx kk, Seg&& seg) {
-  for (idx a = 0; a < sg.s; ++a) {
-    const idx r = kk + a * sg.m1, rn = (r == 0 ? 0 : sg.n1 - r);
-    for (idx b = 0; b < sg.s; ++b) {
-      const idx c0 = b * sg.m2;
-      const idx split = std::min(sg.mh2, std::max<idx>(0, sg.h2 - c0));  // ll < split: direct
-      if (split > 0) seg(r * sg.h2 + c0, idx(1), false, idx(0), split);
-      if (split < sg.mh2) seg(rn * sg.h2 + (sg.n2 - c0), idx(-1), true, split, sg.mh2);
+  const idx n0 = sg.n[0], n1 = sg.n[1], n2 = sg.n[2], m2 = sg.m[2];
+  const idx k0 = kk / sg.m[1], k1 = kk % sg.m[1];
+  for (idx a0 = 0; a0 < sg.s[0]; ++a0) {
+    const idx R0 = k0 + a0 * sg.m[0], N0 = (n0 - R0) % n0;
+    for (idx a1 = 0; a1 < sg.s[1]; ++a1) {
+      const idx R1 = k1 + a1 * sg.m[1], N1 = (n1 - R1) % n1;
+      const idx r = R0 * n1 + R1, rn = N0 * n1 + N1;
+      for (idx b = 0; b < sg.s[2]; ++b) {
+        const idx c0 = b * m2;
+        const idx split = std::min(sg.mh2, std::max<idx>(0, sg.h2 - c0));  // ll < split: direct
+        if (split > 0) seg(r * sg.h2 + c0, idx(1), false, idx(0), split);
+        if (split < sg.mh2) seg(rn * sg.h2 + (n2 - c0), idx(-1), true, split, sg.mh2);
+      }
     }
   }
+}
+
+// The coarse row whose T a fine row k reads when tiling (kk), and its negative (kn).
+inline void tile_rows(const SpectralGrid& sg, idx k, idx& kk, idx& kn) {
+  const idx m0 = sg.m[0], m1 = sg.m[1];
+  const idx q0 = (k / sg.n[1]) % m0, q1 = (k % sg.n[1]) % m1;
+  kk = q0 * m1 + q1;
+  kn = ((m0 - q0) % m0) * m1 + (m1 - q1) % m1;
 }
 
 // Complex arithmetic is written out on (re, im) pairs: std::complex products without
@@ -49,7 +64,7 @@ void xstep_solve(const std::complex<T>* MRF_RESTRICT Rm_, const std::complex<T>*
   T* X = reinterpret_cast<T*>(X_);
   T* X2 = reinterpret_cast<T*>(X2_);  // optional second copy (the inverse FFT's input buffer)
   const T tl = static_cast<T>(L), t1 = static_cast<T>(2.0 * tau1);
-  const T inv_s2 = T(1) / static_cast<T>(sg.s * sg.s);
+  const T inv_s2 = T(1) / static_cast<T>(sg.tiles());
   const T xs = Xk ? tl : T(0), gs = Gk ? T(1) : T(0);
   // Absent terms read a zero spectrum through a scale of 0, which keeps one loop body.
   const T* Xr = Xk ? Xk : Rm;
@@ -60,7 +75,7 @@ void xstep_solve(const std::complex<T>* MRF_RESTRICT Rm_, const std::complex<T>*
   {
     std::vector<T> acc(static_cast<size_t>(3 * sg.mh2));
 #pragma omp for schedule(static)
-    for (idx kk = 0; kk < sg.m1; ++kk) {
+    for (idx kk = 0; kk < sg.coarse_rows(); ++kk) {
       T* MRF_RESTRICT are = acc.data();
       T* MRF_RESTRICT aim = are + sg.mh2;
       T* MRF_RESTRICT wac = aim + sg.mh2;
@@ -87,10 +102,12 @@ void xstep_solve(const std::complex<T>* MRF_RESTRICT Rm_, const std::complex<T>*
     }
   }
   // X = (R - conj(Lam) tile(T)) / phi, streaming through the half spectrum.
-  for_rows(sg.n1, threads, [&](idx k1) MRF_FLATTEN {
-    const idx kk = k1 % sg.m1, kn = (sg.m1 - kk) % sg.m1;
-    for (idx c0 = 0; c0 < sg.h2; c0 += sg.m2) {
-      const idx width = std::min(sg.m2, sg.h2 - c0);
+  const idx m2 = sg.m[2];
+  for_rows(sg.fine_rows(), threads, [&](idx k1) MRF_FLATTEN {
+    idx kk, kn;
+    tile_rows(sg, k1, kk, kn);
+    for (idx c0 = 0; c0 < sg.h2; c0 += m2) {
+      const idx width = std::min(m2, sg.h2 - c0);
       auto run = [&](idx lo, idx hi, const T* t0, idx tstep, T tsgn) {
 #pragma omp simd
         for (idx ll = lo; ll < hi; ++ll) {
@@ -107,14 +124,14 @@ void xstep_solve(const std::complex<T>* MRF_RESTRICT Rm_, const std::complex<T>*
       // Tiled column ll < mh2 reads T[kk, ll]; beyond, conj(T[kn, m2 - ll]).
       const idx direct = std::min(width, sg.mh2);
       run(0, direct, Tw + 2 * (kk * sg.mh2), 1, T(1));
-      if (direct < width) run(direct, width, Tw + 2 * (kn * sg.mh2 + sg.m2), -1, T(-1));
+      if (direct < width) run(direct, width, Tw + 2 * (kn * sg.mh2 + m2), -1, T(-1));
     }
     if (X2)
       for (idx k = 2 * k1 * sg.h2; k < 2 * (k1 + 1) * sg.h2; ++k) X2[k] = X[k];
   });
 }
 
-// ||y_m - S C x||^2 from spectra: X = rfft2(x) on the fine grid, Ym = rfft2(y_m) on the coarse one.
+// ||y_m - S C x||^2 from spectra: X = rfftn(x) on the fine grid, Ym = rfftn(y_m) on the coarse one.
 template <class T>
 double mr_residual_energy(const std::complex<T>* MRF_RESTRICT X_,
                           const std::complex<T>* MRF_RESTRICT Lam_,
@@ -123,8 +140,8 @@ double mr_residual_energy(const std::complex<T>* MRF_RESTRICT X_,
   const T* X = reinterpret_cast<const T*>(X_);
   const T* Lam = reinterpret_cast<const T*>(Lam_);
   const T* Ym = reinterpret_cast<const T*>(Ym_);
-  const double inv_s2 = 1.0 / static_cast<double>(sg.s * sg.s);
-  const double e = sum_rows_scratch(sg.m1, 2 * sg.mh2, threads, [&](idx kk, double* acc) MRF_FLATTEN {
+  const double inv_s2 = 1.0 / static_cast<double>(sg.tiles());
+  const double e = sum_rows_scratch(sg.coarse_rows(), 2 * sg.mh2, threads, [&](idx kk, double* acc) MRF_FLATTEN {
     double* MRF_RESTRICT fre = acc;
     double* MRF_RESTRICT fim = acc + sg.mh2;
     std::fill(acc, acc + 2 * sg.mh2, 0.0);
@@ -142,12 +159,12 @@ double mr_residual_energy(const std::complex<T>* MRF_RESTRICT X_,
     for (idx ll = 0; ll < sg.mh2; ++ll) {
       const idx c = kk * sg.mh2 + ll;
       const double rre = Ym[2 * c] - fre[ll] * inv_s2, rim = Ym[2 * c + 1] - fim[ll] * inv_s2;
-      const bool single = ll == 0 || (sg.m2 % 2 == 0 && ll == sg.m2 / 2);
+      const bool single = ll == 0 || (sg.m[2] % 2 == 0 && ll == sg.m[2] / 2);
       s += (single ? 1.0 : 2.0) * (rre * rre + rim * rim);
     }
     return s;
   });
-  return e / static_cast<double>(sg.m1 * sg.m2);
+  return e / static_cast<double>(sg.m[0] * sg.m[1] * sg.m[2]);
 }
 
 }  // namespace mrusfusion::MRF_NS

@@ -12,15 +12,16 @@
 // kernel: its template in a kernel header, one line here, its binding in bindings.cpp (and its
 // stub in python/mrusfusion/_core.pyi).
 #define MRUSFUSION_KERNELS(X)                                                                  \
-  X(gradient, void, (const T*, idx, idx, const GradSpec&, T*, int))                            \
-  X(gradient_adjoint, void, (const T*, idx, idx, double, double, T*, int))                     \
-  X(dtd_apply, double, (const T*, idx, idx, const T*, double, double, T*, int))                \
-  X(squared_gradient_norm, double, (const T*, idx, idx, int))                                  \
+  X(gradient, void, (const T*, const Grid&, const GradSpec&, T*, int))                        \
+  X(gradient_adjoint, void, (const T*, const Grid&, const GradSpec&, T*, int))                \
+  X(dtd_apply, double, (const T*, const Grid&, const T*, double, double, T*, int))            \
+  X(squared_gradient_norm, double, (const T*, const Grid&, int))                              \
   X(coupling_eval, double,                                                                     \
-    (const T*, idx, idx, const GradSpec&, const T*, int, const T*, const T*, T*, T*, T*, int)) \
+    (const T*, const Grid&, const GradSpec&, const T*, int, const T*, const T*, T*, T*, T*,    \
+     int))                                                                                     \
   X(jacobian_transpose, void,                                                                  \
-    (const T*, idx, idx, const GradSpec&, const T*, const T*, const T*, const T*, const T*,    \
-     double, T*, T*, T*, int))                                                                 \
+    (const T*, const Grid&, const GradSpec&, const T*, const T*, const T*, const T*, const T*, \
+     double, T*, T*, T*, T*, int))                                                             \
   X(poly_normal_equations, double,                                                             \
     (const T*, const T*, const T*, const T*, idx, idx, int, double, double, double, double*,   \
      double*, int))                                                                            \
@@ -31,8 +32,8 @@
     (const T*, const T*, const T*, const T*, idx, idx, int, idx, idx, double, double, double,  \
      double*, double*, int))                                                                   \
   X(vstep_eval, double,                                                                        \
-    (const T*, const T*, const T*, const T*, idx, idx, double, double, double, double, T*, T*, \
-     double*, int))                                                                            \
+    (const T*, const T*, const T*, const T*, const Grid&, double, double, double, double, T*,  \
+     T*, double*, int))                                                                        \
   X(dot, double, (const T*, const T*, idx, idx, int))                                          \
   X(diff_stats, void, (const T*, const T*, const T*, const T*, idx, idx, double*, int))        \
   X(prox_target, void, (const T*, const T*, const T*, idx, double, T*, int))                   \

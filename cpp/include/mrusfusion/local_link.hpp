@@ -41,7 +41,7 @@ double local_coupling_eval_d(const T* MRF_RESTRICT x, idx n1, idx n2, const Grad
                              T* MRF_RESTRICT f, T* MRF_RESTRICT fx, T* MRF_RESTRICT fg,
                              int threads) {
   constexpr int nd = n_coeffs(D);
-  const T uv = static_cast<T>(spec.uv), uh = static_cast<T>(spec.uh);
+  const T uv = static_cast<T>(spec.u[1]), uh = static_cast<T>(spec.u[2]);  // 2-D only
   const T eps2 = static_cast<T>(spec.eps * spec.eps);
   const bool mag = spec.mode == GradMode::magnitude;
   const T xc = static_cast<T>(x_c), ixs = static_cast<T>(1.0 / x_s), igs = static_cast<T>(1.0 / g_s);

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "common.hpp"
+#include "stencils.hpp"
 
 namespace mrusfusion::MRF_NS {
 
@@ -12,26 +13,34 @@ namespace mrusfusion::MRF_NS {
 // rounding noise of ~1e-7 per pixel, which the line searches and psi comparisons then saw.
 struct VStepParams {
   double t2, t3, gm, dk, hd;
+  double a0, a1, a2;  // squared difference weights w_a^2 (DESIGN.md sec. 11)
 };
 struct VStepPixel {
   double obj, px, cv, g2;  // G(v) term, d/2 (v - w)^2, curvature, squared gradient
 };
 
-template <bool HM, bool HW, bool HG, class T>
-MRF_INLINE VStepPixel vstep_pixel(const T* r, const T* rp, const T* rn, const T* yr,
-                                  const T* wr, const T* mr, T* gr, idx j, idx jm, idx jp,
-                                  const VStepParams& q) {
+template <bool A0, bool HM, bool HW, bool HG, class T>
+MRF_INLINE VStepPixel vstep_pixel(const Rows<T>& rw, const T* yr, const T* wr, const T* mr, T* gr,
+                                  idx j, idx jm, idx jp, const VStepParams& q) {
+  const T* r = rw.r;
   double t = q.t2;
   if constexpr (HM) t *= mr[j];
   const double vj = r[j];
   const double z = static_cast<double>(yr[j]) - vj;
   const double e = vexp(z < 80.0 ? z : 80.0);
-  const double dh = static_cast<double>(r[jp]) - vj, dv = static_cast<double>(rn[j]) - vj;
+  const double dh = static_cast<double>(r[jp]) - vj, dv = static_cast<double>(rw.n1[j]) - vj;
+  double sq = q.a2 * dh * dh + q.a1 * dv * dv;
+  if constexpr (A0) {
+    const double d0 = static_cast<double>(rw.n0[j]) - vj;
+    sq += q.a0 * d0 * d0;
+  }
   double dw = 0.0;
   if constexpr (HW) dw = vj - static_cast<double>(wr[j]);
-  VStepPixel p{t * (e - q.gm * z) + q.t3 * (dh * dh + dv * dv), q.hd * dw * dw, t * e, 0.0};
+  VStepPixel p{t * (e - q.gm * z) + q.t3 * sq, q.hd * dw * dw, t * e, 0.0};
   if constexpr (HG) {
-    const double lap = 4.0 * vj - r[jm] - r[jp] - rp[j] - rn[j];
+    const double v2 = 2.0 * vj;
+    double lap = q.a2 * (v2 - r[jm] - r[jp]) + q.a1 * (v2 - rw.p1[j] - rw.n1[j]);
+    if constexpr (A0) lap += q.a0 * (v2 - rw.p0[j] - rw.n0[j]);
     const T g = static_cast<T>(t * (q.gm - e) + 2.0 * q.t3 * lap + q.dk * dw);
     gr[j] = g;
     p.g2 = static_cast<double>(g) * static_cast<double>(g);
@@ -42,14 +51,13 @@ MRF_INLINE VStepPixel vstep_pixel(const T* r, const T* rp, const T* rn, const T*
 // One row of vstep_eval in one pass: out = [min curvature, sum obj, sum px, sum curvature,
 // sum g2], the curvature copied to cr (when HC). The sums are local `omp simd` reductions (see
 // dot_row); the two boundary pixels, whose neighbours wrap around, are done outside the loop.
-template <bool HM, bool HW, bool HG, bool HC, class T>
-MRF_INLINE void vstep_row(const T* MRF_RESTRICT r, const T* MRF_RESTRICT rp,
-                          const T* MRF_RESTRICT rn, const T* MRF_RESTRICT yr,
+template <bool A0, bool HM, bool HW, bool HG, bool HC, class T>
+MRF_INLINE void vstep_row(const Rows<T>& rw, const T* MRF_RESTRICT yr,
                           const T* MRF_RESTRICT wr, const T* MRF_RESTRICT mr, T* MRF_RESTRICT gr,
                           T* MRF_RESTRICT cr, idx n, const VStepParams& q, double* out) {
   double mn = INFINITY, so = 0.0, sp = 0.0, sc = 0.0, sg = 0.0;
   auto edge = [&](idx j, idx jm, idx jp) {
-    const VStepPixel p = vstep_pixel<HM, HW, HG>(r, rp, rn, yr, wr, mr, gr, j, jm, jp, q);
+    const VStepPixel p = vstep_pixel<A0, HM, HW, HG>(rw, yr, wr, mr, gr, j, jm, jp, q);
     mn = mn < p.cv ? mn : p.cv;
     so += p.obj;
     sp += p.px;
@@ -67,7 +75,7 @@ MRF_INLINE void vstep_row(const T* MRF_RESTRICT r, const T* MRF_RESTRICT rp,
   // variables over by reference, and they would stay in memory.
 #pragma omp simd reduction(+ : so, sp, sc, sg) reduction(min : mn)
   for (idx j = 1; j < n - 1; ++j) {
-    const VStepPixel p = vstep_pixel<HM, HW, HG>(r, rp, rn, yr, wr, mr, gr, j, j - 1, j + 1, q);
+    const VStepPixel p = vstep_pixel<A0, HM, HW, HG>(rw, yr, wr, mr, gr, j, j - 1, j + 1, q);
     mn = mn < p.cv ? mn : p.cv;
     so += p.obj;
     sp += p.px;
@@ -88,27 +96,30 @@ MRF_INLINE void vstep_row(const T* MRF_RESTRICT r, const T* MRF_RESTRICT rp,
 // the value without the proximal term d/2 ||v - w||^2 (||grad||^2 is 0 without grad).
 template <class T>
 double vstep_eval(const T* MRF_RESTRICT v, const T* MRF_RESTRICT y, const T* MRF_RESTRICT w,
-                  const T* MRF_RESTRICT mask, idx n1, idx n2, double tau2, double gamma,
+                  const T* MRF_RESTRICT mask, const Grid& gd, double tau2, double gamma,
                   double tau3, double dk, T* MRF_RESTRICT grad, T* MRF_RESTRICT curv,
                   double* stats, int threads) {
+  const idx n1 = gd.rows(), n2 = gd.width();
   std::vector<double> cmin(static_cast<size_t>(n1)), csum(static_cast<size_t>(n1)),
       prox(static_cast<size_t>(n1)), gsq(static_cast<size_t>(n1));
-  const VStepParams q{tau2, tau3, gamma, dk, 0.5 * dk};
+  const VStepParams q{tau2, tau3, gamma, dk, 0.5 * dk,
+                      gd.w[0] * gd.w[0], gd.w[1] * gd.w[1], gd.w[2] * gd.w[2]};
+  const bool vol = gd.n[0] > 1;
   const double val = sum_rows(n1, threads, [&](idx i) MRF_FLATTEN {
-    const T* r = v + i * n2;
-    const T* rp = v + prev_row(i, n1) * n2;
-    const T* rn = v + next_row(i, n1) * n2;
+    const Rows<T> rw(v, gd, i);
     const T* yr = y + i * n2;
     const T* wr = w ? w + i * n2 : nullptr;
     const T* mr = mask ? mask + i * n2 : nullptr;
     T* gr = grad ? grad + i * n2 : nullptr;
     T* cr = curv ? curv + i * n2 : nullptr;
     double rs[5];
-    with_flag(mr != nullptr, [&](auto HM) {
-      with_flag(wr != nullptr, [&](auto HW) {
-        with_flag(gr != nullptr, [&](auto HG) {
-          with_flag(cr != nullptr, [&](auto HC) {
-            vstep_row<HM, HW, HG, HC>(r, rp, rn, yr, wr, mr, gr, cr, n2, q, rs);
+    with_flag(vol, [&](auto A0) {
+      with_flag(mr != nullptr, [&](auto HM) {
+        with_flag(wr != nullptr, [&](auto HW) {
+          with_flag(gr != nullptr, [&](auto HG) {
+            with_flag(cr != nullptr, [&](auto HC) {
+              vstep_row<A0, HM, HW, HG, HC>(rw, yr, wr, mr, gr, cr, n2, q, rs);
+            });
           });
         });
       });

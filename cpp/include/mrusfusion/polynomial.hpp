@@ -40,56 +40,49 @@ MRF_INLINE void poly_point(const T* MRF_RESTRICT c, T x, T g, T& f, T& fx, T& fg
 }
 
 template <int D, class T>
-double coupling_eval_d(const T* MRF_RESTRICT x, idx n1, idx n2, const GradSpec& spec,
+double coupling_eval_d(const T* MRF_RESTRICT x, const Grid& gr, const GradSpec& spec,
                        const T* MRF_RESTRICT c, const T* MRF_RESTRICT v,
                        const T* MRF_RESTRICT mask, T* MRF_RESTRICT f, T* MRF_RESTRICT fx,
                        T* MRF_RESTRICT fg, int threads) {
-  const T uv = static_cast<T>(spec.uv), uh = static_cast<T>(spec.uh);
-  const T eps2 = static_cast<T>(spec.eps * spec.eps);
-  const bool mag = spec.mode == GradMode::magnitude;
+  const GradPx<T> gp(spec, gr);
+  const idx n = gr.width();
   T cc[n_coeffs(D)];
   for (int k = 0; k < n_coeffs(D); ++k) cc[k] = c[k];
-  return sum_rows_scratch(n1, n2, threads, [&](idx i, double* e2) MRF_FLATTEN {
-    const T* r = x + i * n2;
-    const T* rn = x + next_row(i, n1) * n2;
-    T* fr = f + i * n2;
-    T* fxr = fx + i * n2;
-    T* fgr = fg + i * n2;
-    if (mag) {
-      for_row(n2, [&](idx j, idx, idx jp) {
-        const T dh = r[jp] - r[j], dv = rn[j] - r[j];
-        poly_point<D>(cc, r[j], std::sqrt(dh * dh + dv * dv + eps2), fr[j], fxr[j], fgr[j]);
+  return with_grid_flags(gr, spec, [&](auto A0, auto MAG) {
+    return sum_rows_scratch(gr.rows(), n, threads, [&](idx i, double* e2) MRF_FLATTEN {
+      const Rows<T> q(x, gr, i);
+      T* fr = f + i * n;
+      T* fxr = fx + i * n;
+      T* fgr = fg + i * n;
+      for_row(n, [&](idx j, idx, idx jp) {
+        poly_point<D>(cc, q.r[j], gp.template at<A0, MAG>(q, j, jp), fr[j], fxr[j], fgr[j]);
       });
-    } else {
-      for_row(n2, [&](idx j, idx, idx jp) {
-        poly_point<D>(cc, r[j], uv * (rn[j] - r[j]) + uh * (r[jp] - r[j]), fr[j], fxr[j], fgr[j]);
+      if (!v) return 0.0;
+      const T* vr = v + i * n;
+      const T* mr = mask ? mask + i * n : nullptr;
+      with_flag(mr != nullptr, [&](auto HM) {
+        for (idx j = 0; j < n; ++j) {
+          const double e = static_cast<double>(vr[j]) - static_cast<double>(fr[j]);
+          if constexpr (HM) e2[j] = static_cast<double>(mr[j]) * e * e;
+          else e2[j] = e * e;
+        }
       });
-    }
-    if (!v) return 0.0;
-    const T* vr = v + i * n2;
-    const T* mr = mask ? mask + i * n2 : nullptr;
-    with_flag(mr != nullptr, [&](auto HM) {
-      for (idx j = 0; j < n2; ++j) {
-        const double e = static_cast<double>(vr[j]) - static_cast<double>(fr[j]);
-        if constexpr (HM) e2[j] = static_cast<double>(mr[j]) * e * e;
-        else e2[j] = e * e;
-      }
+      return row_sum(e2, n);
     });
-    return row_sum(e2, n2);
   });
 }
 
 // Evaluate the link at x with g = gradient(x) (computed here from the stencil), writing f, f_x
 // and f_g. When v is given, returns sum_i m_i (v_i - f_i)^2 (m = mask, or 1), else 0.
 template <class T>
-double coupling_eval(const T* MRF_RESTRICT x, idx n1, idx n2, const GradSpec& spec,
+double coupling_eval(const T* MRF_RESTRICT x, const Grid& gr, const GradSpec& spec,
                      const T* MRF_RESTRICT c, int d, const T* MRF_RESTRICT v,
                      const T* MRF_RESTRICT mask, T* MRF_RESTRICT f, T* MRF_RESTRICT fx,
                      T* MRF_RESTRICT fg, int threads) {
   switch (d) {
 #define MRF_CASE(D) \
   case D:           \
-    return coupling_eval_d<D>(x, n1, n2, spec, c, v, mask, f, fx, fg, threads);
+    return coupling_eval_d<D>(x, gr, spec, c, v, mask, f, fx, fg, threads);
     MRF_CASE(0) MRF_CASE(1) MRF_CASE(2) MRF_CASE(3) MRF_CASE(4) MRF_CASE(5)
     MRF_CASE(6) MRF_CASE(7) MRF_CASE(8) MRF_CASE(9) MRF_CASE(10)
 #undef MRF_CASE
@@ -99,34 +92,36 @@ double coupling_eval(const T* MRF_RESTRICT x, idx n1, idx n2, const GradSpec& sp
 }
 
 // out = scale * J^T r for the map x -> f(x, g(x)), with r = m (a - b) when b is given, else r = a:
-//   directional: J^T r = f_x r + Du^T (f_g r)
-//   magnitude:   J^T r = f_x r + Dh^T (f_g r Dh x / g) + Dv^T (f_g r Dv x / g)
-// w1 (and w2 for the magnitude variant) are caller-owned work images.
+//   directional: J^T r = f_x r + sum_a u_a w_a D_a^T (f_g r)
+//   magnitude:   J^T r = f_x r + sum_a D_a^T (f_g r w_a^2 D_a x / g)
+// w1 (last axis), w2 (axis 1) and w3 (axis 0, volumes) are caller-owned work images; the
+// directional variant needs w1 only, the magnitude one w2 too, and w3 on a volume.
 template <class T>
-void jacobian_transpose(const T* MRF_RESTRICT x, idx n1, idx n2, const GradSpec& spec,
+void jacobian_transpose(const T* MRF_RESTRICT x, const Grid& gr, const GradSpec& spec,
                         const T* MRF_RESTRICT a, const T* MRF_RESTRICT b,
                         const T* MRF_RESTRICT mask, const T* MRF_RESTRICT fx,
                         const T* MRF_RESTRICT fg, double scale, T* MRF_RESTRICT w1,
-                        T* MRF_RESTRICT w2, T* MRF_RESTRICT out, int threads) {
+                        T* MRF_RESTRICT w2, T* MRF_RESTRICT w3, T* MRF_RESTRICT out,
+                        int threads) {
   const T sc = static_cast<T>(scale);
-  const T uv = static_cast<T>(spec.uv), uh = static_cast<T>(spec.uh);
-  const T eps2 = static_cast<T>(spec.eps * spec.eps);
-  const bool mag = spec.mode == GradMode::magnitude;
-  for_rows(n1, threads, [&](idx i) MRF_FLATTEN {
-    const T* xr = x + i * n2;
-    const T* xn = x + next_row(i, n1) * n2;
-    const T* ar = a + i * n2;
-    const T* br = b ? b + i * n2 : nullptr;
-    const T* mr = mask ? mask + i * n2 : nullptr;
-    const T* fxr = fx + i * n2;
-    const T* fgr = fg + i * n2;
-    T* o = out + i * n2;
-    T* w1r = w1 + i * n2;
-    T* w2r = mag ? w2 + i * n2 : nullptr;
-    with_flag(br != nullptr, [&](auto HB) {
-      with_flag(mr != nullptr, [&](auto HM) {
-        with_flag(mag, [&](auto MAG) {
-          for_row(n2, [&](idx j, idx, idx jp) {
+  const GradPx<T> gp(spec, gr);
+  const idx n = gr.width();
+  with_grid_flags(gr, spec, [&](auto A0, auto MAG) {
+    for_rows(gr.rows(), threads, [&](idx i) MRF_FLATTEN {
+      const Rows<T> q(x, gr, i);
+      const idx o0 = i * n;
+      const T* ar = a + o0;
+      const T* br = b ? b + o0 : nullptr;
+      const T* mr = mask ? mask + o0 : nullptr;
+      const T* fxr = fx + o0;
+      const T* fgr = fg + o0;
+      T* o = out + o0;
+      T* w1r = w1 + o0;
+      T* w2r = MAG ? w2 + o0 : nullptr;
+      T* w3r = (MAG && A0) ? w3 + o0 : nullptr;
+      with_flag(br != nullptr, [&](auto HB) {
+        with_flag(mr != nullptr, [&](auto HM) {
+          for_row(n, [&](idx j, idx, idx jp) {
             T r = ar[j];
             if constexpr (HB) r -= br[j];
             if constexpr (HM) r *= mr[j];
@@ -134,10 +129,11 @@ void jacobian_transpose(const T* MRF_RESTRICT x, idx n1, idx n2, const GradSpec&
             o[j] = fxr[j] * r;
             const T t = fgr[j] * r;
             if constexpr (MAG) {
-              const T dh = xr[jp] - xr[j], dv = xn[j] - xr[j];
-              const T ig = T(1) / std::sqrt(dh * dh + dv * dv + eps2);
-              w1r[j] = t * dh * ig;
-              w2r[j] = t * dv * ig;
+              const T xj = q.r[j];
+              const T ig = T(1) / gp.template at<A0, true>(q, j, jp);
+              w1r[j] = t * (gp.w2 * gp.w2 * (q.r[jp] - xj)) * ig;
+              w2r[j] = t * (gp.w1 * gp.w1 * (q.n1[j] - xj)) * ig;
+              if constexpr (A0) w3r[j] = t * (gp.w0 * gp.w0 * (q.n0[j] - xj)) * ig;
             } else {
               w1r[j] = t;
             }
@@ -145,18 +141,25 @@ void jacobian_transpose(const T* MRF_RESTRICT x, idx n1, idx n2, const GradSpec&
         });
       });
     });
-  });
-  for_rows(n1, threads, [&](idx i) MRF_FLATTEN {
-    const T* r1 = w1 + i * n2;
-    const T* p1 = w1 + prev_row(i, n1) * n2;
-    T* o = out + i * n2;
-    if (mag) {
-      const T* p2 = w2 + prev_row(i, n1) * n2;
-      const T* r2 = w2 + i * n2;
-      for_row(n2, [&](idx j, idx jm, idx) { o[j] += (r1[jm] - r1[j]) + (p2[j] - r2[j]); });
-    } else {
-      for_row(n2, [&](idx j, idx jm, idx) { o[j] += uv * (p1[j] - r1[j]) + uh * (r1[jm] - r1[j]); });
-    }
+    for_rows(gr.rows(), threads, [&](idx i) MRF_FLATTEN {
+      const Rows<T> q1(w1, gr, i);
+      T* o = out + i * n;
+      if constexpr (MAG) {
+        const Rows<T> q2(w2, gr, i);
+        const Rows<T> q3(A0 ? w3 : w2, gr, i);
+        for_row(n, [&](idx j, idx jm, idx) {
+          T s = (q1.r[jm] - q1.r[j]) + (q2.p1[j] - q2.r[j]);
+          if constexpr (A0) s += q3.p0[j] - q3.r[j];
+          o[j] += s;
+        });
+      } else {
+        for_row(n, [&](idx j, idx jm, idx) {
+          T s = gp.c1 * (q1.p1[j] - q1.r[j]) + gp.c2 * (q1.r[jm] - q1.r[j]);
+          if constexpr (A0) s += gp.c0 * (q1.p0[j] - q1.r[j]);
+          o[j] += s;
+        });
+      }
+    });
   });
 }
 

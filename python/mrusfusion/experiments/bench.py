@@ -105,9 +105,9 @@ def kernel_ratios(n: int = 600, dtype=np.float64, threads: Sequence[int] = (1, 2
     o = outs
     calls = {
         "coupling_eval (f, f_x, f_g, H)": lambda K, t: K.coupling_eval(
-            x, c, 4, 0, 1.0, 0.0, 0.0, v, None, o[0], o[1], o[2], t),
+            x, c, 4, 0, (1.0, 0.0), 0.0, v, None, o[0], o[1], o[2], t),
         "jacobian_transpose": lambda K, t: K.jacobian_transpose(
-            x, v, y, None, o[1], o[2], 0, 1.0, 0.0, 0.0, -1.0, o[3], None, o[4], t),
+            x, v, y, None, o[1], o[2], 0, (1.0, 0.0), 0.0, -1.0, o[3], None, o[4], t),
         "vstep_eval (value, gradient)": lambda K, t: K.vstep_eval(
             v, y, w, None, 1.0, 1.01, 0.5, 0.2, o[3], o[4], t),
         "dtd_apply (Hessian product)": lambda K, t: K.dtd_apply(x, y, 0.1, 0.5, o[5], t),

@@ -13,7 +13,7 @@ from ..data import pelvis_mr, phantom_lesion
 from ..data import phantom as phantom_image  # Case.phantom would shadow the name
 from ..simulate import PAPER_SNR_DB
 
-__all__ = ["Case", "paper_cases", "paper_snr", "phantom_regions"]
+__all__ = ["Case", "paper_cases", "paper_snr", "phantom_regions", "check_cases"]
 
 
 def phantom_regions(shape: Tuple[int, int]):
@@ -135,3 +135,24 @@ def paper_cases(phantom_shape: Tuple[int, int] = (256, 256)) -> List[Case]:
     phantom at ratio 4."""
     return [Case.pelvis(4), Case.pelvis(2), Case.phantom(4, phantom_shape, tau4_sweep=True),
             Case.phantom(2, phantom_shape)]
+
+
+def check_cases(cases) -> List[Case]:
+    """The cases of a reproduction, checked: Case objects, unique names, at most one tau4
+    sweep, and regions wherever a sweep is asked."""
+    cases = list(cases)
+    if not cases:
+        raise ValueError("`cases` is empty; give at least one Case")
+    names = set()
+    for c in cases:
+        if not isinstance(c, Case):
+            raise TypeError(f"`cases` must hold mrusfusion.experiments.cases.Case objects, got "
+                            f"{type(c).__name__}")
+        if c.name in names:
+            raise ValueError(f"two cases are named {c.name!r}; their files would collide")
+        names.add(c.name)
+        if c.tau4_sweep and c.regions is None:
+            raise ValueError(f"case {c.name!r} asks for the tau4 sweep but has no regions")
+    if sum(c.tau4_sweep for c in cases) > 1:
+        raise ValueError("at most one case may run the tau4 sweep")
+    return cases

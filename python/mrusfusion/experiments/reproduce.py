@@ -21,6 +21,7 @@ from typing import Dict, List, Optional, Sequence, Union
 import numpy as np
 
 from .. import metrics
+from ..batch.engine import Outcome, run_tasks
 from .._config import get_num_threads
 from .._validation import as_image, check_int
 from .._version import __version__
@@ -30,7 +31,7 @@ from ..fusion import DEFAULT_MAX_ITER, fuse
 from ..operators import bicubic_upsample
 from ..report import PLOT_HINT, require_matplotlib
 from ..simulate import simulate
-from .cases import Case, paper_cases, phantom_regions
+from .cases import Case, check_cases, paper_cases, phantom_regions
 from .figures import case_figure, sweep_figure
 from .realistic import (REALISTIC_CSV, REALISTIC_MD, RealisticCase, realistic_cases,
                         run_realistic, write_realistic)
@@ -59,25 +60,6 @@ _CSV_DIGITS = 6
 def _log(progress: bool, text: str) -> None:
     if progress:
         print(f"reproduce: {text}", file=sys.stderr, flush=True)
-
-
-def _check_cases(cases) -> List[Case]:
-    cases = list(cases)
-    if not cases:
-        raise ValueError("`cases` is empty; give at least one Case")
-    names = set()
-    for c in cases:
-        if not isinstance(c, Case):
-            raise TypeError(f"`cases` must hold mrusfusion.experiments.cases.Case objects, got "
-                            f"{type(c).__name__}")
-        if c.name in names:
-            raise ValueError(f"two cases are named {c.name!r}; their files would collide")
-        names.add(c.name)
-        if c.tau4_sweep and c.regions is None:
-            raise ValueError(f"case {c.name!r} asks for the tau4 sweep but has no regions")
-    if sum(c.tau4_sweep for c in cases) > 1:
-        raise ValueError("at most one case may run the tau4 sweep")
-    return cases
 
 
 def _score_rows(case: Case, domain: str, truth, observation, estimates) -> List[dict]:
@@ -293,7 +275,7 @@ def reproduce(out_dir, *, max_iter: int = DEFAULT_MAX_ITER, seed: int = 0,
                     + ("" if seed == 0 else f" --seed {seed}")
                     + (" --realistic" if realistic is True else "")) if cases is None else (
             "mrusfusion.experiments.reproduce.reproduce(..., cases=[...])")
-    cases = _check_cases(paper_cases() if cases is None else cases)
+    cases = check_cases(paper_cases() if cases is None else cases)
     if isinstance(realistic, bool):
         real_cases = realistic_cases() if realistic else []
     elif isinstance(realistic, (str, bytes)) or not isinstance(realistic, Sequence) or not all(
@@ -332,10 +314,19 @@ def reproduce(out_dir, *, max_iter: int = DEFAULT_MAX_ITER, seed: int = 0,
 
     rows, infos, files = [], [], []
     sweep_res, tau4_auto, sweep_info = None, None, None
-    for k, case in enumerate(cases):
+
+    def run_one(k: int):
+        tag = f"[{k + 1}/{len(cases)}] {cases[k].dataset}, ratio {cases[k].ratio}:"
+        return _run_case(cases[k], seed=seed, max_iter=max_iter, threads=nt,
+                         progress=progress, tag=tag)
+
+    def on_done(o: Outcome) -> None:
+        nonlocal rows, sweep_res, tau4_auto, sweep_info
+        if not o.ok:
+            raise o.exception if o.exception is not None else RuntimeError(o.error)
+        k, case = o.index, cases[o.index]
         tag = f"[{k + 1}/{len(cases)}] {case.dataset}, ratio {case.ratio}:"
-        sim, res, case_rows, images, times = _run_case(case, seed=seed, max_iter=max_iter,
-                                                       threads=nt, progress=progress, tag=tag)
+        sim, res, case_rows, images, times = o.value
         rows += case_rows
         w = res.weights
         infos.append({"case": case.name, "dataset": case.dataset, "ratio": case.ratio,
@@ -352,7 +343,7 @@ def reproduce(out_dir, *, max_iter: int = DEFAULT_MAX_ITER, seed: int = 0,
         if case is sweep_case:
             tau4_auto = res.tau4
             grid = [tau4_auto * f for f in TAU4_FACTORS]
-            assert case.regions is not None  # _check_cases refused a sweep without regions
+            assert case.regions is not None  # check_cases refused a sweep without regions
             region_a, region_b, prof = case.regions
             _log(progress, f"{tag} tau4 sweep over {len(grid)} values from {grid[0]:.3g} to "
                            f"{grid[-1]:.3g} (automatic {tau4_auto:.3g})")
@@ -372,6 +363,9 @@ def reproduce(out_dir, *, max_iter: int = DEFAULT_MAX_ITER, seed: int = 0,
                 files.append(out / SWEEP_FIGURE)
             sweep_info = (sweep_res, tau4_auto, case.name)
             _log(progress, f"{tag} {sweep_res.message}")
+
+    # One case at a time (each fusion uses every thread), on the engine every grid runs on.
+    run_tasks(run_one, range(len(cases)), backend="threads", workers=1, on_done=on_done)
 
     real_records: List[dict] = []
     if real_cases:

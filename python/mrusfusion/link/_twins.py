@@ -49,7 +49,7 @@ def _corners(shape, knot_shape):
     return idx, wts
 
 
-def local_coupling_eval(x, coeffs, degree, x_c, x_s, g_s, mode, uv, uh, eps, v=None, mask=None,
+def local_coupling_eval(x, coeffs, degree, x_c, x_s, g_s, mode, u, eps, v=None, mask=None,
                         f=None, fx=None, fg=None, threads=1):
     T = x.dtype.type
     nd = len(_terms(degree))
@@ -58,6 +58,7 @@ def local_coupling_eval(x, coeffs, degree, x_c, x_s, g_s, mode, uv, uh, eps, v=N
     idx, wts = _corners(x.shape, knots)
     cimg = sum(w.astype(x.dtype)[:, None] * c[k] for k, w in zip(idx, wts))
     t = ((x - T(x_c)) * T(1 / x_s)).ravel()
+    uv, uh = u if mode == 0 else (1.0, 0.0)
     s = (_gradient(x, mode, uv, uh, eps) * T(1 / g_s)).ravel()
     ff, ft, fs = (np.zeros(x.size, x.dtype) for _ in range(3))
     for k, (p, q) in enumerate(_terms(degree)):

@@ -4,7 +4,7 @@ A link maps the MR-domain image ``x`` to ``f(x, g(x))`` in the US domain. The en
 
 - ``coupling(x, v, mask, f, fx, fg, threads, kernels)``: ``sum m (v - f)^2`` and the values
   ``f``, ``f_x``, ``f_g`` written into the given buffers (one native pass);
-- ``grad``: the gradient map ``g`` (``.mode, .uv, .uh, .eps``), so that
+- ``grad``: the gradient map ``g`` (``.mode, .u, .eps, .weights``), so that
   ``J^T r = f_x r + Du^T (f_g r)`` is formed by the one ``jacobian_transpose`` kernel for every
   link (the coefficients do not depend on ``x``);
 - ``penalty()``: the ridge terms of the link (0 for the global link);
@@ -57,18 +57,19 @@ class LinkMethods:
     gradient: str
     scan_direction: tuple
     eps: float
+    spacing: Optional[tuple] = None  # the fine grid's voxel size (DESIGN 11); None: isotropic
 
     @property
     def grad(self) -> Gradient:
         """The gradient map ``g(x)`` this link uses."""
-        return make_gradient(self.gradient, self.scan_direction, self.eps)
+        return make_gradient(self.gradient, self.scan_direction, self.eps, spacing=self.spacing)
 
     def coupling(self, x, v, mask, f, fx, fg, threads: int = 1, kernels=_core) -> float:
         """``sum m (v - f)^2``, writing ``f``, ``f_x``, ``f_g`` where not None (each link's own)."""
         raise NotImplementedError
 
     def _image(self, x, name: str = "x", dtype=None) -> np.ndarray:
-        return as_image(x, name, min_size=1, dtype=dtype)
+        return as_image(x, name, min_size=1, dtype=dtype, ndims=(2, 3))
 
     def evaluate(self, x, *, derivatives: bool = False, threads: Optional[int] = None):
         """``f(x, g(x))``, and with ``derivatives`` also ``f_x`` and ``f_g`` (one native pass).
@@ -103,7 +104,7 @@ class LinkMethods:
         authors' code drops it).
         """
         x = self._image(x)
-        r = as_image(r, "r", min_size=1, dtype=x.dtype)
+        r = as_image(r, "r", min_size=1, dtype=x.dtype, ndims=(2, 3))
         if r.shape != x.shape:
             raise ValueError(f"`r` must have shape {x.shape}, got {r.shape}")
         nt = get_num_threads(threads)
@@ -111,9 +112,10 @@ class LinkMethods:
         g = self.grad
         w1 = np.empty_like(x)
         w2 = np.empty_like(x) if g.mode == 1 else None
+        w3 = np.empty_like(x) if g.mode == 1 and x.ndim == 3 else None
         out = np.empty_like(x)
-        _core.jacobian_transpose(x, r, None, None, fx, fg, g.mode, g.uv, g.uh,
-                                 float(g.eps or 0.0), 1.0, w1, w2, out, nt)
+        _core.jacobian_transpose(x, r, None, None, fx, fg, g.mode, g.u,
+                                 float(g.eps or 0.0), 1.0, w1, w2, out, nt, g.weights, w3)
         return out
 
     def explained_variance(self, x, v, mask=None, *, threads: Optional[int] = None) -> float:
@@ -132,7 +134,7 @@ class LinkMethods:
         0.75
         """
         x = self._image(x, dtype=np.float64)
-        v = as_image(v, "v", min_size=1, dtype=np.float64)
+        v = as_image(v, "v", min_size=1, dtype=np.float64, ndims=(2, 3))
         if v.shape != x.shape:
             raise ValueError(f"`v` must have shape {x.shape}, got {v.shape}")
         m = as_mask(mask, "mask", x.shape, np.float64)

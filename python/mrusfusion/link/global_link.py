@@ -10,7 +10,7 @@ import numpy as np
 from .. import _core
 from .._config import get_num_threads
 from .._validation import (as_image, as_mask, check_direction, check_gradient, check_int,
-                           check_scalar)
+                           check_scalar, check_spacing, default_direction)
 from ..operators import make_gradient
 from .base import LinkMethods
 from .features import MAX_DEGREE, FeatureScaling, exponents, monomial_coeffs, n_coeffs
@@ -53,8 +53,8 @@ class PolynomialLink(LinkMethods):
         Coefficients of ``x^p g^q`` in q-major order (see :mod:`mrusfusion.link.features`).
     degree : int
     gradient : {"directional", "magnitude"}
-    scan_direction : (float, float)
-        Unit ``(u_v, u_h)`` (directional variant).
+    scan_direction : tuple of float
+        Unit vector, one component per axis: ``(u_v, u_h)`` for an image (directional variant).
     eps : float
         Smoothing of the magnitude variant.
     residual_norm : float
@@ -65,6 +65,9 @@ class PolynomialLink(LinkMethods):
         Pixels used in the fit.
     condition : float
         Condition number of the equilibrated normal matrix of the fit (scaled features).
+    spacing : tuple of float or None
+        The fine grid's voxel size, one per axis (DESIGN.md 11): the differences are weighted by
+        ``h_ref / h_a``. None: isotropic.
     """
 
     coeffs: np.ndarray
@@ -76,6 +79,7 @@ class PolynomialLink(LinkMethods):
     relative_residual: float = float("nan")
     n_pixels: int = 0
     condition: float = float("nan")
+    spacing: Optional[Tuple[float, ...]] = None
 
     def __post_init__(self):
         d = check_int(self.degree, "degree", low=0, high=MAX_DEGREE)
@@ -89,12 +93,14 @@ class PolynomialLink(LinkMethods):
         object.__setattr__(self, "degree", d)
         object.__setattr__(self, "gradient", check_gradient(self.gradient))
         object.__setattr__(self, "scan_direction", check_direction(self.scan_direction))
+        ndim = len(self.scan_direction)
+        object.__setattr__(self, "spacing", check_spacing(self.spacing, ndim))
 
     def _args(self, dtype):
         g = self.grad
         with np.errstate(over="ignore"):  # a coefficient beyond float32 becomes inf, and f shows it
             c = self.coeffs.astype(dtype)
-        return c, self.degree, g.mode, g.uv, g.uh, g.eps
+        return c, self.degree, g.mode, g.u, g.eps
 
     def coupling(self, x, v, mask, f, fx, fg, threads: int = 1, kernels=_core) -> float:
         """``sum m (v - f)^2``, writing ``f(x, g(x))``, ``f_x``, ``f_g`` where not None.
@@ -102,7 +108,8 @@ class PolynomialLink(LinkMethods):
         ``kernels`` is ``_core`` or its NumPy twins ``mrusfusion._reference``; arrays must be
         C-contiguous of one float dtype (the engine's buffers).
         """
-        return kernels.coupling_eval(x, *self._args(x.dtype), v, mask, f, fx, fg, threads)
+        return kernels.coupling_eval(x, *self._args(x.dtype), v, mask, f, fx, fg, threads,
+                                     self.grad.weights)
 
     def penalty(self) -> float:
         """The ridge terms of the link: none for the global link."""
@@ -123,7 +130,7 @@ class PolynomialLink(LinkMethods):
         array([1., 2., 0.])
         """
         x = self._image(x, dtype=np.float64)
-        v = as_image(v, "v", min_size=1, dtype=np.float64)
+        v = as_image(v, "v", min_size=1, dtype=np.float64, ndims=(2, 3))
         if v.shape != x.shape:
             raise ValueError(f"`v` must have shape {x.shape}, got {v.shape}")
         m = as_mask(mask, "mask", x.shape, np.float64)
@@ -163,8 +170,8 @@ def _to_units(cn: np.ndarray, degree: int, sx: float, sy: float) -> Optional[np.
 
 
 def fit_polynomial(mr, us, degree: int = 4, *, gradient: str = "directional",
-                   scan_direction=(1.0, 0.0), eps: float = 1e-3, mask=None,
-                   threads: Optional[int] = None) -> PolynomialLink:
+                   scan_direction=None, eps: float = 1e-3, mask=None,
+                   threads: Optional[int] = None, spacing=None) -> PolynomialLink:
     """Least-squares estimate of the link coefficients (paper section III-C).
 
     Solves ``min_c || m (y_u - A c) ||^2`` with ``A[:, k] = x^p g^q`` built from ``mr`` (the MR
@@ -173,21 +180,24 @@ def fit_polynomial(mr, us, degree: int = 4, *, gradient: str = "directional",
 
     Parameters
     ----------
-    mr : ndarray, shape (n1, n2)
-        MR image on the US grid.
-    us : ndarray, shape (n1, n2)
+    mr : ndarray, 2-D or 3-D
+        MR image (or volume) on the US grid.
+    us : ndarray, shape of ``mr``
         US image (log-compressed B-mode).
     degree : int
         Polynomial degree ``d`` (0 to 10).
     gradient : {"directional", "magnitude"}
         Gradient variant of the link.
-    scan_direction : (float, float)
-        ``(u_v, u_h)``; default axial (down the rows).
+    scan_direction : tuple of float
+        One component per axis, ``(u_v, u_h)`` for an image; default (None) axial, down the
+        first axis: ``(1, 0)``, or ``(1, 0, 0)`` on a volume.
     eps : float
         Smoothing of the gradient magnitude (in the units of ``mr``).
     mask : ndarray of bool, optional
         Pixels to fit on (the US field of view).
     threads : int, optional
+    spacing : float or tuple of float, optional
+        Voxel size of the grid, one per axis; weights the differences (DESIGN.md 11).
 
     Returns
     -------
@@ -220,10 +230,12 @@ def fit_polynomial(mr, us, degree: int = 4, *, gradient: str = "directional",
     >>> np.round(fit.coeffs[:3], 6) + 0.0
     array([0.5, 0. , 1. ])
     """
-    x_in = as_image(mr, "mr")
-    y = as_image(us, "us", dtype=np.float64)
+    x_in = as_image(mr, "mr", ndims=(2, 3))
+    y = as_image(us, "us", dtype=np.float64, ndims=(2, 3))
     if y.shape != x_in.shape:
         raise ValueError(f"`us` must have the shape of `mr` {x_in.shape}, got {y.shape}")
+    scan_direction = default_direction(scan_direction, x_in.ndim)
+    spacing = check_spacing(spacing, x_in.ndim)
     d = check_int(degree, "degree", low=0, high=MAX_DEGREE)
     check_scalar(eps, "eps", positive=True)
     eps = float(eps)
@@ -242,7 +254,8 @@ def fit_polynomial(mr, us, degree: int = 4, *, gradient: str = "directional",
     sy = float(np.max(np.abs(y))) or 1.0
     x /= sx
     y /= sy
-    gmap = make_gradient(gradient, scan_direction, max(eps / sx, np.finfo(float).tiny), threads=nt)
+    gmap = make_gradient(gradient, scan_direction, max(eps / sx, np.finfo(float).tiny),
+                         spacing=spacing, threads=nt)
     g = gmap.apply(x)
     sel = (m > 0) if m is not None else np.ones(x.shape, bool)
     n_pix = int(sel.sum())
@@ -276,8 +289,8 @@ def fit_polynomial(mr, us, degree: int = 4, *, gradient: str = "directional",
     fn = np.empty_like(x)
     ssr, fmax, fspread = float("nan"), float("nan"), float("nan")
     if np.isfinite(terms):
-        ssr = _core.coupling_eval(x, cn, d, gmap.mode, gmap.uv, gmap.uh, float(gmap.eps or 0.0),
-                                  y, m, fn, None, None, nt)
+        ssr = _core.coupling_eval(x, cn, d, gmap.mode, gmap.u, float(gmap.eps or 0.0),
+                                  y, m, fn, None, None, nt, gmap.weights)
         fmax = float(np.max(np.abs(fn[sel])))
         fspread = float(np.max(np.abs(fn[sel] - np.mean(fn[sel]))))
     prec = "float32" if eps_eval > 1e-10 else "float64"
@@ -294,7 +307,7 @@ def fit_polynomial(mr, us, degree: int = 4, *, gradient: str = "directional",
     ok = False
     if coeffs is not None:
         # The link in the given units, evaluated as fuse would, must give the same values.
-        link = PolynomialLink(coeffs, d, gradient, scan_direction, eps)
+        link = PolynomialLink(coeffs, d, gradient, scan_direction, eps, spacing=spacing)
         with np.errstate(over="ignore", under="ignore", invalid="ignore"):
             fu = link.evaluate(x_in, threads=nt).astype(np.float64) / sy
         err = np.abs(fu - fn)[sel]
@@ -307,7 +320,7 @@ def fit_polynomial(mr, us, degree: int = 4, *, gradient: str = "directional",
                          "lower degree")
     rn = math.sqrt(max(ssr, 0.0))
     return PolynomialLink(coeffs, d, gradient, scan_direction, eps, rn * sy, _relative(rn, yy),
-                          n_pix, cond)
+                          n_pix, cond, spacing)
 
 
 def degree_residuals(mr, us, max_degree: int = 6, **kwargs) -> dict:

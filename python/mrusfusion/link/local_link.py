@@ -225,7 +225,7 @@ class LocalPolynomialLink(LinkMethods):
                              f"got {x.shape}")
         g, sc = self.grad, self.scaling
         return kernels.local_coupling_eval(x, self.coeffs.astype(x.dtype), self.degree, sc.x_c,
-                                           sc.x_s, sc.g_s, g.mode, g.uv, g.uh, g.eps, v, mask, f,
+                                           sc.x_s, sc.g_s, g.mode, g.u, g.eps, v, mask, f,
                                            fx, fg, threads)
 
     def penalty(self) -> float:

@@ -29,7 +29,7 @@ import numpy as np
 
 from .. import _core
 from .._config import get_num_threads
-from .._validation import as_image, as_mask, check_int
+from .._validation import as_image, as_mask, check_int, default_direction
 from ..operators import make_gradient
 from .base import real_scalar
 from .features import MAX_DEGREE, FeatureScaling, degree_subset, n_coeffs
@@ -122,18 +122,19 @@ def block_folds(shape: Tuple[int, ...], blocks: int = 8, folds: int = 5) -> np.n
 class _Data:
     """Validated inputs in units where ``max |mr_up| = max |us| = 1``, ``us`` centred."""
 
-    def __init__(self, mr_up, us, mask, gradient, scan_direction, eps, threads):
-        x = as_image(mr_up, "mr_up", dtype=np.float64)
-        y = as_image(us, "us", dtype=np.float64)
+    def __init__(self, mr_up, us, mask, gradient, scan_direction, eps, threads, spacing=None):
+        x = as_image(mr_up, "mr_up", dtype=np.float64, ndims=(2, 3))
+        y = as_image(us, "us", dtype=np.float64, ndims=(2, 3))
         if y.shape != x.shape:
             raise ValueError(f"`us` must have the shape of `mr_up` {x.shape}, got {y.shape}")
+        scan_direction = default_direction(scan_direction, x.ndim)
         eps = real_scalar(eps, "eps", positive=True)
         self.m = as_mask(mask, "mask", x.shape, np.float64)
         self.nt = get_num_threads(threads)
         sx = float(np.max(np.abs(x))) or 1.0
         self.x = x / sx
         self.gmap = make_gradient(gradient, scan_direction, max(eps / sx, np.finfo(float).tiny),
-                                  threads=self.nt)
+                                  spacing=spacing, threads=self.nt)
         self.g = self.gmap.apply(self.x)
         w = np.ones(x.shape) if self.m is None else self.m
         y = y / (float(np.max(np.abs(y))) or 1.0)
@@ -191,20 +192,20 @@ def _stats(errs: np.ndarray, var: float):
     return float(np.mean(errs)) / var, float(np.std(errs, ddof=1) / np.sqrt(errs.size)) / var
 
 
-def select_degree(mr_up, us, *, mask=None, gradient: str = "directional", scan_direction=(1.0, 0.0),
+def select_degree(mr_up, us, *, mask=None, gradient: str = "directional", scan_direction=None,
                   eps: float = 1e-3, max_degree: int = 6, blocks: int = 8, folds: int = 5,
-                  threads: Optional[int] = None) -> DegreeSelection:
+                  threads: Optional[int] = None, spacing=None) -> DegreeSelection:
     """Degree of the global link by blocked cross-validation and the one-SE rule (DESIGN 12.1).
 
     Parameters
     ----------
-    mr_up : ndarray, shape (n1, n2)
+    mr_up : ndarray, 2-D or 3-D
         MR image on the US grid (the bicubic upsampling of the observation, as ``fuse`` uses).
-    us : ndarray, shape (n1, n2)
+    us : ndarray, shape of ``mr_up``
         US image.
     mask : ndarray of bool, optional
         Pixels to fit and score on.
-    gradient, scan_direction, eps
+    gradient, scan_direction, eps, spacing
         Gradient map of the link, as in :func:`~mrusfusion.fit_polynomial`.
     max_degree : int
         Degrees 1..``max_degree`` are tried.
@@ -236,7 +237,7 @@ def select_degree(mr_up, us, *, mask=None, gradient: str = "directional", scan_d
     dmax = check_int(max_degree, "max_degree", low=1, high=MAX_DEGREE)
     blocks = check_int(blocks, "blocks", low=2)
     folds = check_int(folds, "folds", low=2)
-    data = _Data(mr_up, us, mask, gradient, scan_direction, eps, threads)
+    data = _Data(mr_up, us, mask, gradient, scan_direction, eps, threads, spacing)
     degrees = tuple(range(1, dmax + 1))
     nan = np.full(len(degrees), np.nan)
 

@@ -10,10 +10,12 @@ from .._validation import as_image
 __all__ = ["as_images", "rescaled", "point"]
 
 
-def as_images(**images) -> Tuple[np.ndarray, ...]:
-    """Validate images (finite, 2-D, real) that must share one shape, as float64 copies."""
+def as_images(ndims: Tuple[int, ...] = (2,), /, **images) -> Tuple[np.ndarray, ...]:
+    """Validate images (finite, real, of a dimensionality in ``ndims``: 2-D by default) that
+    must share one shape, as float64 copies."""
     arrays = tuple(
-        as_image(value, name, dtype=np.float64, min_size=1) for name, value in images.items()
+        as_image(value, name, dtype=np.float64, min_size=1, ndims=ndims)
+        for name, value in images.items()
     )
     names = tuple(images)
     for name, arr in zip(names[1:], arrays[1:]):

@@ -50,7 +50,7 @@ def rmse(estimate: np.ndarray, reference: np.ndarray) -> float:
     >>> rmse(np.full((32, 32), 0.5), np.zeros((32, 32)))
     0.5
     """
-    xh, x = as_images(estimate=estimate, reference=reference)
+    xh, x = as_images((2, 3), estimate=estimate, reference=reference)
     return _rmse(xh, x)
 
 
@@ -104,7 +104,7 @@ def psnr(
     >>> round(psnr(x + 0.1, x), 4)  # peak 1.1, RMSE 0.1
     20.8279
     """
-    xh, x = as_images(estimate=estimate, reference=reference)
+    xh, x = as_images((2, 3), estimate=estimate, reference=reference)
     if data_range is None:
         peak = float(max(xh.max(), x.max()))
         if peak <= 0:
@@ -162,7 +162,8 @@ def isnr(estimate: np.ndarray, reference: np.ndarray, observation: np.ndarray) -
     >>> round(isnr(x + 0.1, x, x + 1.0), 6)  # error divided by 10: 20 dB
     20.0
     """
-    xh, x, y = as_images(estimate=estimate, reference=reference, observation=observation)
+    xh, x, y = as_images((2, 3), estimate=estimate, reference=reference,
+                          observation=observation)
     _, (xh, x, y) = rescaled(xh, x, y)
     num = float(np.sum((y - x) ** 2))
     den = float(np.sum((xh - x) ** 2))

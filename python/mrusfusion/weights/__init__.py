@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from math import gamma as gamma_fn
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -32,6 +32,7 @@ from .correlation import SpeckleCorrelation, _inside, grain_area, speckle_correl
 from .gcv import gcv_tau1
 from .misfit import misfit_area
 from .scale import (HAAR_MAD_LOG_RAYLEIGH, LOG_RAYLEIGH_STD, WINDOW, NoiseScale, _haar_scale,
+                    measured_correlation,
                     noise_scale, us_noise_scale, window_std_median_factor)
 from .sure import noise_power, sure_rho
 
@@ -121,7 +122,8 @@ class USNoise:
 
 
 def us_weights(y_u: np.ndarray, mask: Optional[np.ndarray] = None, *,
-               noise_model: str = "correlated", window: int = WINDOW) -> USNoise:
+               noise_model: str = "correlated", window: int = WINDOW,
+               weights: Optional[Sequence[float]] = None) -> USNoise:
     """Noise scale, ``gamma``, ``sigma_u^2``, grain area and SURE's ``rho`` of a US image.
 
     Parameters
@@ -137,6 +139,8 @@ def us_weights(y_u: np.ndarray, mask: Optional[np.ndarray] = None, *,
         ``b``, ``A_c = 1``, white-noise SURE).
     window : int
         Side of the windows of the window estimate of ``b``.
+    weights : sequence of float, optional
+        Difference weights ``h_ref / h_a`` of the grid (DESIGN.md 11) for SURE; None: all 1.
 
     Returns
     -------
@@ -169,8 +173,8 @@ def us_weights(y_u: np.ndarray, mask: Optional[np.ndarray] = None, *,
     (0.1, 1.0, 0.0)
     """
     y = np.asarray(y_u, dtype=np.float64)
-    if y.ndim != 2:
-        raise ValueError(f"`y_u` must be a 2-D array, got shape {y.shape}")
+    if y.ndim not in (2, 3):
+        raise ValueError(f"`y_u` must be a 2-D or 3-D array, got shape {y.shape}")
     if noise_model not in NOISE_MODELS:
         raise ValueError(f"`noise_model` must be one of {NOISE_MODELS}, got {noise_model!r}")
     inside = _inside(mask, y.shape)
@@ -179,7 +183,7 @@ def us_weights(y_u: np.ndarray, mask: Optional[np.ndarray] = None, *,
         b = _haar_scale(y, inside)
         scale = NoiseScale(b, 0.0, b, float("nan"), "haar (noise_model='iid')")
     else:
-        corr = speckle_correlation(y, mask)
+        corr = measured_correlation(y, mask)
         scale = noise_scale(y, mask, window=window, correlation=corr)
     b, w = scale.b, scale.correlated
     sigma_u2 = b * b * LOG_RAYLEIGH_STD**2
@@ -190,7 +194,7 @@ def us_weights(y_u: np.ndarray, mask: Optional[np.ndarray] = None, *,
     power = None
     if w > 0.0 and corr.patch:
         power = max(sigma_u2, _TINY) * ((1.0 - w) + w * noise_power(corr.rho, y.shape, 1.0))
-    rho = sure_rho(y, sigma_u2, noise_power=power)
+    rho = sure_rho(y, sigma_u2, noise_power=power, weights=weights)
     if corr.patch == 0:
         a_method = corr.method
     else:
@@ -215,7 +219,8 @@ def estimate_weights(y_m: np.ndarray, y_u: np.ndarray, ratio: int, abs_lam2: np.
                      gamma=None, mask: Optional[np.ndarray] = None,
                      noise_model: str = "correlated",
                      us_noise: Optional[USNoise] = None,
-                     fit_residual: Optional[np.ndarray] = None) -> Weights:
+                     fit_residual: Optional[np.ndarray] = None,
+                     weights: Optional[Sequence[float]] = None) -> Weights:
     """Data-driven weights; any value given is used as is (see module docstring).
 
     Parameters
@@ -237,7 +242,9 @@ def estimate_weights(y_m: np.ndarray, y_u: np.ndarray, ratio: int, abs_lam2: np.
         A measurement already made by :func:`us_weights` on the same ``y_u`` and ``mask``.
     fit_residual : ndarray, optional
         ``y_u - f(x0, g(x0))``, the link's fit residual: its correlation beyond the speckle's
-        gives the misfit area ``A_f`` (:func:`.misfit_area`); ``None``: ``A_f = 1``.
+        gives the misfit area ``A_f`` (:func:`.misfit_area`); ``None`` or a volume: ``A_f = 1``.
+    weights : sequence of float, optional
+        Difference weights ``h_ref / h_a`` of the grid (DESIGN.md 11); None: all 1.
 
     Returns
     -------
@@ -261,12 +268,13 @@ def estimate_weights(y_m: np.ndarray, y_u: np.ndarray, ratio: int, abs_lam2: np.
     (1.0, 'auto', True)
     """
     src = {}
-    auto_t1, sigma_m2 = gcv_tau1(y_m, ratio, abs_lam2)
+    auto_t1, sigma_m2 = gcv_tau1(y_m, ratio, abs_lam2, weights=weights)
     if tau1 is None:
         tau1, src["tau1"] = auto_t1, "auto"
     else:
         src["tau1"] = "user"
-    us = us_noise if us_noise is not None else us_weights(y_u, mask, noise_model=noise_model)
+    us = us_noise if us_noise is not None else us_weights(y_u, mask, noise_model=noise_model,
+                                                          weights=weights)
     sigma_u2, a_c = us.sigma_u2, us.grain_area
     if gamma is None:
         gamma, src["gamma"] = us.gamma, "auto"
@@ -282,7 +290,7 @@ def estimate_weights(y_m: np.ndarray, y_u: np.ndarray, ratio: int, abs_lam2: np.
         src["tau3"] = "user"
     sigma_f2 = max(fit_resvar - sigma_u2, 0.05 * fit_resvar)
     a_f = 1.0
-    if fit_residual is not None and us.speckle_rho is not None:
+    if fit_residual is not None and us.speckle_rho is not None and y_u.ndim == 2:
         a_f = misfit_area(fit_residual, sigma_f2, sigma_u2, us.speckle_rho,
                           _inside(mask, y_u.shape))
     if tau4 is None:

@@ -6,18 +6,18 @@ and costs no FFT per trial; ``sigma_m^2 = RSS(tau1) / tr(I - A(tau1))``.
 """
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..fourier import dtd_symbol, fold
+from ..fourier import as_ratios, dtd_symbol, fold
 
 __all__ = ["gcv_tau1"]
 
 _RIDGE = 1e-6
 
 
-def _gcv_terms(abs_lam2: np.ndarray, dtd: np.ndarray, ym_pow: np.ndarray, s: int, tau: float):
+def _gcv_terms(abs_lam2: np.ndarray, dtd: np.ndarray, ym_pow: np.ndarray, s, tau: float):
     W = fold(abs_lam2 / (2.0 * tau * dtd + _RIDGE), s)
     inv = 1.0 / (1.0 + W)
     m = ym_pow.size
@@ -28,16 +28,22 @@ def _gcv_terms(abs_lam2: np.ndarray, dtd: np.ndarray, ym_pow: np.ndarray, s: int
 
 class _HalfGCV:
     """``_gcv_terms`` on half of the coarse spectrum. ``|Lam|^2``, ``|D|^2`` and the power of a
-    real image are even, so the folded ``W`` is too, and the coarse columns ``0..m2/2`` hold
-    everything: each other column stands for its mirror as well (weight 2). The fine-grid
-    entries those columns fold are gathered once, in tile order, which halves each evaluation."""
+    real image are even, so the folded ``W`` is too, and the coarse indices ``0..m/2`` of the
+    last axis hold everything: each other one stands for its mirror as well (weight 2). The
+    fine-grid entries they fold are gathered once, in tile order (tile axes first), which halves
+    each evaluation. 2-D or 3-D, one ratio per axis."""
 
-    def __init__(self, abs_lam2: np.ndarray, dtd: np.ndarray, ym_pow: np.ndarray, s: int):
-        n1, n2 = abs_lam2.shape
-        m1, m2 = n1 // s, n2 // s
+    def __init__(self, abs_lam2: np.ndarray, dtd: np.ndarray, ym_pow: np.ndarray, s):
+        ratios = as_ratios(s, abs_lam2.ndim)
+        coarse = [n // r for n, r in zip(abs_lam2.shape, ratios)]
+        m2 = coarse[-1]
         h = m2 // 2 + 1
+        split = [d for r, m in zip(ratios, coarse) for d in (r, m)]
+        order = list(range(0, 2 * len(ratios), 2)) + list(range(1, 2 * len(ratios), 2))
+        self.tile_axes = tuple(range(len(ratios)))
+
         def tiles(q):
-            return np.ascontiguousarray(q.reshape(s, m1, s, m2)[..., :h])
+            return np.ascontiguousarray(q.reshape(split).transpose(order)[..., :h])
 
         self.lam2, self.dtd2 = tiles(abs_lam2), 2.0 * tiles(dtd)
         wcol = np.full(h, 2.0)
@@ -45,8 +51,8 @@ class _HalfGCV:
         if m2 % 2 == 0:
             wcol[-1] = 1.0
         self.wcol = wcol
-        self.ym_pow = ym_pow[:, :h] * wcol
-        self.m, self.s2 = ym_pow.size, s * s
+        self.ym_pow = ym_pow[..., :h] * wcol
+        self.m, self.s2 = ym_pow.size, int(np.prod(ratios))
         self._buf = np.empty_like(self.lam2)
 
     def __call__(self, tau: float):
@@ -54,26 +60,29 @@ class _HalfGCV:
         np.multiply(self.dtd2, tau, out=b)
         np.add(b, _RIDGE, out=b)
         np.divide(self.lam2, b, out=b)
-        W = b.sum(axis=(0, 2)) / self.s2
+        W = b.sum(axis=self.tile_axes) / self.s2
         inv = 1.0 / (1.0 + W)
         rss = float(np.sum(self.ym_pow * inv**2)) / self.m
         tr = float(np.sum(self.wcol * inv))
         return rss, tr
 
 
-def gcv_tau1(y_m: np.ndarray, ratio: int, abs_lam2: np.ndarray, *,
-             grid=None) -> Tuple[float, float]:
+def gcv_tau1(y_m: np.ndarray, ratio, abs_lam2: np.ndarray, *,
+             grid=None, weights: Optional[Sequence[float]] = None) -> Tuple[float, float]:
     """``tau1`` minimising GCV of the MR-only problem, and ``sigma_m^2``.
 
     Parameters
     ----------
     y_m : ndarray
-        MR observation (coarse grid, solver units).
-    ratio : int
+        MR observation (coarse grid, solver units), 2-D or 3-D.
+    ratio : int or tuple of int
+        One ratio, or one per axis.
     abs_lam2 : ndarray
         ``|Lam|^2`` on the full fine-grid spectrum.
     grid : array_like, optional
         Trial values (default: 61 points log-spaced on [1e-5, 10]).
+    weights : sequence of float, optional
+        Difference weights ``h_ref / h_a`` (DESIGN.md 11); None: all 1.
 
     Returns
     -------
@@ -93,9 +102,8 @@ def gcv_tau1(y_m: np.ndarray, ratio: int, abs_lam2: np.ndarray, *,
     >>> bool(5e-5 < sigma_m2 < 2e-4)
     True
     """
-    n1, n2 = abs_lam2.shape
-    dtd = dtd_symbol((n1, n2))
-    ym_pow = np.abs(np.fft.fft2(y_m)) ** 2
+    dtd = dtd_symbol(abs_lam2.shape, weights=weights)
+    ym_pow = np.abs(np.fft.fftn(y_m)) ** 2
     m = ym_pow.size
     grid = np.logspace(-5, 1, 61) if grid is None else np.asarray(grid, float)
 

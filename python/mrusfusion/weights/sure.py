@@ -14,7 +14,7 @@ smoothing.
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -82,7 +82,8 @@ def noise_power(rho: np.ndarray, shape: Tuple[int, int], sigma2: float) -> np.nd
 
 
 def sure_rho(y_u: np.ndarray, sigma2: float, *, grid=None,
-             noise_power: Optional[np.ndarray] = None) -> float:
+             noise_power: Optional[np.ndarray] = None,
+             weights: Optional[Sequence[float]] = None) -> float:
     """``rho`` minimising Stein's unbiased risk estimate of ``v = y / (1 + 2 rho |D|^2)``.
 
     Parameters
@@ -96,6 +97,8 @@ def sure_rho(y_u: np.ndarray, sigma2: float, *, grid=None,
     noise_power : ndarray, shape (n1, n2 // 2 + 1), optional
         Power spectrum of coloured noise on the ``rfft2`` half spectrum (see
         :func:`noise_power`); replaces the white ``sigma2``.
+    weights : sequence of float, optional
+        Difference weights ``h_ref / h_a`` (DESIGN.md 11) in ``|D|^2``; None: all 1.
 
     Returns
     -------
@@ -119,23 +122,26 @@ def sure_rho(y_u: np.ndarray, sigma2: float, *, grid=None,
     >>> sure_rho(y, 0.01) >= 10.0
     True
     """
-    n1, n2 = y_u.shape
-    Y = np.fft.rfft2(np.asarray(y_u, dtype=np.float64))
-    col = np.full(Y.shape[1], 2.0)
+    n1, n2 = y_u.shape[0], y_u.shape[-1]
+    Y = np.fft.rfftn(np.asarray(y_u, dtype=np.float64))
+    col = np.full(Y.shape[-1], 2.0)
     col[0] = 1.0
     if n2 % 2 == 0:
         col[-1] = 1.0
     rows = np.arange(n1 // 2 + 1)
     paired = (rows != 0) & (2 * rows != n1)  # rows with a distinct mirror row n1 - k
     mirror = (n1 - rows) % n1
+    pw = paired.reshape((-1,) + (1,) * (Y.ndim - 1))
 
-    def quarter(q):  # cw-weighted sums of q over the full spectrum, gathered on the quarter
+    # cw-weighted sums of q over the full spectrum, gathered on the quarter: |D|^2 is the same
+    # at k_0 and n1 - k_0 (the other indices fixed), so those two rows are summed.
+    def quarter(q):
         q = q * col
-        return np.ascontiguousarray(q[rows] + paired[:, None] * q[mirror])
+        return np.ascontiguousarray(q[rows] + pw * q[mirror])
 
     Y2 = quarter(Y.real**2 + Y.imag**2)
-    cw = np.ascontiguousarray((1.0 + paired)[:, None] * col[None, :])
-    dtd2 = np.ascontiguousarray(2.0 * dtd_symbol((n1, n2), real=True)[rows])
+    cw = np.ascontiguousarray((1.0 + pw) * np.broadcast_to(col, Y2.shape))
+    dtd2 = np.ascontiguousarray(2.0 * dtd_symbol(y_u.shape, real=True, weights=weights)[rows])
     n = y_u.size
     a = np.empty_like(dtd2)
     grid = np.logspace(-4, 3, 71) if grid is None else np.asarray(grid, float)

@@ -265,6 +265,24 @@ def test_register_flags_a_transform_that_leaves_the_field():
     assert not res.success and "min_overlap" in res.message
 
 
+def test_register_recovers_a_translation_in_3d():
+    x = mf.phantom3d((24, 24, 20))
+    true = matrix("translation", np.array([1.5, -2.0, 1.0]), (np.array(x.shape) - 1) / 2)
+    us = 0.3 + 0.8 * x - 0.5 * x**2
+    rng = np.random.default_rng(5)
+    moving = (ndimage.affine_transform(us, np.linalg.inv(true), order=3, mode="nearest")
+              + 0.02 * rng.standard_normal(x.shape))
+    res = register(x, moving, transform="translation")
+    assert res.matrix.shape == (4, 4) and res.success, res.message
+    assert target_registration_error(res.matrix, true, x.shape) < 0.25
+    out, valid = res.apply(moving)
+    assert out.shape == x.shape and 0 < valid.sum() < valid.size
+    with pytest.raises(ValueError, match="2-D only"):
+        register(x, moving, transform="rigid")
+    with pytest.raises(ValueError, match="same number of axes"):
+        register(x[:, :, 0], moving)
+
+
 def test_register_bad_input():
     mr, us, _ = moved_pair([0.0, 0.0], "translation", size=32)
     bad = us.copy()

@@ -19,7 +19,8 @@ from typing import List, Optional, Tuple
 import numpy as np
 from scipy import ndimage, optimize
 
-from .._validation import as_image, as_mask, check_gradient, check_int, check_scalar, infer_ratio
+from .._validation import (as_image, as_mask, check_gradient, check_int, check_scalar,
+                           default_direction, infer_ratios)
 from ..operators import bicubic_upsample
 from .similarity import LinkSimilarity
 from .transforms import check_transform, jacobian, matrix, n_params
@@ -90,7 +91,7 @@ class RegistrationResult:
         >>> bool(valid.all()), round(float(out.sum()), 9)
         (True, 16.0)
         """
-        a = as_image(us, "us")
+        a = as_image(us, "us", ndims=(2, 3))
         d = a.ndim
         if self.matrix.shape != (d + 1, d + 1):
             raise ValueError(f"`us` must be {self.matrix.shape[0] - 1}-D, got shape {a.shape}")
@@ -177,29 +178,30 @@ def _pyramid(x0: np.ndarray, us: np.ndarray, mask: np.ndarray, f: int, smooth: f
     return x[sl], u[sl], mask[sl], fov
 
 
-def register(mr, us, *, ratio: Optional[int] = None, transform: str = "rigid", mask=None,
-             degree: int = 3, gradient: str = "magnitude", scan_direction=(1.0, 0.0),
+def register(mr, us, *, ratio=None, transform: str = "rigid", mask=None,
+             degree: int = 3, gradient: str = "magnitude", scan_direction=None,
              levels: Optional[int] = None, smooth: float = 1.0, max_iter: int = 100,
              min_overlap: float = 0.25, initial=None, us_mask=None) -> RegistrationResult:
     """Register the US to the MR by the share of its variance the polynomial link explains.
 
     Parameters
     ----------
-    mr : array_like, shape (m1, m2)
-        Fixed MR image (the observation, on its coarse grid).
-    us : array_like, shape (n1, n2) = ratio * (m1, m2)
+    mr : array_like, shape (m1, m2) or (m1, m2, m3)
+        Fixed MR image or volume (the observation, on its coarse grid).
+    us : array_like, shape (n1, n2) = ratio * (m1, m2), or a volume
         Moving US image (log-compressed B-mode).
-    ratio : int, optional
-        Decimation ratio; inferred from the shapes by default.
+    ratio : int or tuple of int, optional
+        Decimation ratio (one, or one per axis); inferred from the shapes by default.
     transform : {"translation", "rigid", "affine"}
+        ``"rigid"`` is 2-D only for now; volumes take ``"translation"`` or ``"affine"``.
     mask : array_like of bool, shape (n1, n2), optional
         Pixels of the fixed (MR-aligned) grid to measure the similarity on.
     degree : int
         Degree of the link (1 to 6).
     gradient : {"magnitude", "directional"}
         Gradient feature of the link; the magnitude does not depend on the orientation.
-    scan_direction : (float, float)
-        Beam direction for ``gradient="directional"``.
+    scan_direction : tuple of float, optional
+        Beam direction for ``gradient="directional"`` (default: down the first axis).
     levels : int, optional
         Pyramid levels (factors 2^k); default: up to 3, the coarsest at least 32 pixels across.
     smooth : float
@@ -231,6 +233,7 @@ def register(mr, us, *, ratio: Optional[int] = None, transform: str = "rigid", m
     ``F`` the link features of the bicubic upsampling of ``mr``; its gradient by the envelope
     theorem is in :mod:`mrusfusion.registration.similarity`. A band of ``ratio + 1`` fine
     pixels along the border is left out (the upsampling and the differences are periodic).
+    Levels, smoothing and the warp are the same in 3-D (a cubic spline over 64 neighbours).
 
     References
     ----------
@@ -247,10 +250,14 @@ def register(mr, us, *, ratio: Optional[int] = None, transform: str = "rigid", m
     ((3, 3), True)
     """
     started = time.perf_counter()
-    y_m = as_image(mr, "mr", dtype=np.float64)
-    y_u = as_image(us, "us", dtype=np.float64)
-    s = infer_ratio(y_m.shape, y_u.shape, ratio)
+    y_m = as_image(mr, "mr", dtype=np.float64, ndims=(2, 3))
+    y_u = as_image(us, "us", dtype=np.float64, ndims=(2, 3))
+    if y_m.ndim != y_u.ndim:
+        raise ValueError(f"`mr` and `us` must have the same number of axes, got shapes "
+                         f"{y_m.shape} and {y_u.shape}")
+    s = infer_ratios(y_m.shape, y_u.shape, ratio)
     transform = check_transform(transform, y_u.ndim)
+    scan_direction = default_direction(scan_direction, y_u.ndim)
     d = check_int(degree, "degree", low=1, high=6)
     check_gradient(gradient)
     smooth = check_scalar(smooth, "smooth", nonnegative=True)
@@ -259,12 +266,12 @@ def register(mr, us, *, ratio: Optional[int] = None, transform: str = "rigid", m
     m = as_mask(mask, "mask", y_u.shape, np.float64)
     fov = as_mask(us_mask, "us_mask", y_u.shape, np.float64)
     m = np.ones(y_u.shape) if m is None else m
-    band = s + 1
     inner = np.zeros(y_u.shape)
-    inner[tuple(slice(band, n - band) for n in y_u.shape)] = 1.0
+    inner[tuple(slice(r + 1, n - r - 1) for r, n in zip(s, y_u.shape))] = 1.0
     m = m * inner
     if not m.any():
-        raise ValueError(f"`mask` selects no pixel away from the border band of {band} pixels")
+        raise ValueError(f"`mask` selects no pixel away from the border band of ratio + 1 "
+                         f"pixels {tuple(r + 1 for r in s)}")
     factors = _levels(y_u.shape, levels)
     center = (np.array(y_u.shape, dtype=np.float64) - 1.0) / 2.0
     scale = _scales(transform, y_u.shape)
@@ -289,10 +296,12 @@ def register(mr, us, *, ratio: Optional[int] = None, transform: str = "rigid", m
         raise ValueError("the images do not overlap under the initial transform (or the overlap "
                          "holds no variance to explain)")
     stages = [(transform, sims)]
-    if transform == "affine" and initial is None and y_u.ndim == 2 and len(sims) > 1:
+    if transform == "affine" and initial is None and len(sims) > 1:
         # measured on the B-mode trials: six parameters from the identity drift at the coarse
-        # levels (2 of 20 trials lost); rigid over the pyramid, then affine at the finest level
-        stages = [("rigid", sims), ("affine", sims[-1:])]
+        # levels (2 of 20 trials lost); rigid (translation in 3-D) over the pyramid, then
+        # affine at the finest level
+        first = "rigid" if y_u.ndim == 2 else "translation"
+        stages = [(first, sims), ("affine", sims[-1:])]
     current = matrix(transform, theta, center)
     for kind, stage in stages:
         sc = _scales(kind, y_u.shape)

@@ -84,3 +84,23 @@ def test_register_command_refuses_bad_input(pair, capsys):
     status = cli.main(["register", str(d / "mr2.npy"), str(d / "bad.npy"), "-o",
                        str(d / "x.npy")])
     assert status == 2 and "NaN" in capsys.readouterr().err
+
+
+def test_register_command_on_volumes(tmp_path, capsys):
+    import mrusfusion as mf
+    from scipy import ndimage
+    from mrusfusion.registration import matrix
+
+    x = mf.phantom3d((24, 24, 20))
+    true = matrix("translation", np.array([1.5, -2.0, 1.0]), (np.array(x.shape) - 1) / 2)
+    us = ndimage.affine_transform(0.3 + 0.8 * x - 0.5 * x**2, np.linalg.inv(true), order=3,
+                                  mode="nearest")
+    np.save(tmp_path / "mr.npy", x)
+    np.save(tmp_path / "us.npy", us)
+    assert cli.main(["register", str(tmp_path / "mr.npy"), str(tmp_path / "us.npy"), "-o",
+                     str(tmp_path / "out.npy"), "--transform", "translation", "-q"]) == 0, \
+        capsys.readouterr().err
+    record = json.loads((tmp_path / "out.transform.json").read_text())
+    assert np.array(record["matrix"]).shape == (4, 4)
+    assert target_registration_error(np.array(record["matrix"]), true, x.shape) < 0.25
+    assert np.load(tmp_path / "out.npy").shape == x.shape

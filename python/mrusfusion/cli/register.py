@@ -28,7 +28,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
             "For NIfTI inputs the JSON also gives it in world millimetres (through the US "
             "affine); with a known pixel spacing only, in millimetres from the first pixel.\n\n"
             "Grids: the US grid must be an integer multiple of the MR grid, from the spacings, "
-            "--ratio or the shapes, as for `mrusfusion fuse`."),
+            "--ratio or the shapes, as for `mrusfusion fuse`. Volumes (a 3-D file is read whole "
+            "unless a slice is picked) take --transform translation or affine."),
         example=("mrusfusion register mr.nii.gz us.nii.gz -o us_registered.nii.gz\n"
                  "mrusfusion fuse mr.nii.gz us_registered.nii.gz -o fused.nii.gz"))
     p.add_argument("mr_path", metavar="MR", help="MR image file (fixed)")
@@ -39,7 +40,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--valid-mask", metavar="PATH", help="also write the mask of valid pixels")
     p.add_argument("--transform", choices=TRANSFORMS, default="rigid",
                    help="transform model (default: %(default)s)")
-    p.add_argument("--ratio", type=positive_int, metavar="N", help="decimation ratio")
+    p.add_argument("--ratio", type=positive_int, metavar="N",
+                   help="decimation ratio (the same on every axis)")
     p.add_argument("--degree", type=positive_int, default=3, metavar="D",
                    help="degree of the link (default: %(default)s)")
     p.add_argument("--levels", type=positive_int, metavar="N",
@@ -76,17 +78,15 @@ def run(args) -> int:
                     [args.mr_path, args.us_path], overwrite=args.overwrite)
     check_image_output(args.output, "-o")
     check_image_output(args.valid_mask, "--valid-mask")
-    mr_img = io.load(args.mr_path, slice=args.mr_slice)
-    us_img = io.load(args.us_path, slice=args.us_slice)
+    # a file holding a volume is read whole unless a slice is picked
+    mr_img = io.load(args.mr_path, slice=args.mr_slice, volume=args.mr_slice is None)
+    us_img = io.load(args.us_path, slice=args.us_slice, volume=args.us_slice is None)
     pair = io.prepare_pair(mr_img, us_img, ratio=args.ratio)
-    ratios = (pair.ratio,) if isinstance(pair.ratio, int) else tuple(pair.ratio)
-    if len(set(ratios)) != 1:
-        raise ValueError(f"register needs one ratio for both axes, the grids give {ratios}; "
-                         "resample the US to one ratio first")
-    ratio = int(ratios[0])
+    ratio = pair.ratio
     fov = None
     if args.us_mask is not None:
-        fov = io.load(args.us_mask, slice=args.us_slice).data != 0
+        fov = io.load(args.us_mask, slice=args.us_slice,
+                      volume=args.us_slice is None).data != 0
         if fov.shape != pair.us.shape:
             raise ValueError(f"--us-mask must have the shape of the US {pair.us.shape}, got "
                              f"{fov.shape}")
@@ -103,7 +103,7 @@ def run(args) -> int:
             continue
         affine = pair.us_affine if str(path).lower().endswith(nifti) else None
         written.append(io.save(path, data, spacing=pair.us_spacing, affine=affine,
-                               overwrite=args.overwrite))
+                               overwrite=args.overwrite, volume=data.ndim == 3))
     record = {
         "mrusfusion": __version__,
         "mr": args.mr_path, "us": args.us_path, "us_mask": args.us_mask, "ratio": ratio,

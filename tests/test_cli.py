@@ -329,7 +329,7 @@ def test_the_library_never_imports_the_command_line():
                           timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
-    assert {"info", "demo", "fuse", "simulate", "reproduce", "sweep", "batch",
+    assert {"info", "demo", "fuse", "register", "simulate", "reproduce", "sweep", "batch",
             "bench"} == set(cli.COMMANDS)
     for module in cli.COMMANDS.values():
         assert callable(module.add_parser) and callable(module.run)

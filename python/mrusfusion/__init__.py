@@ -18,6 +18,7 @@ from .progress import ProgressBar
 from .link import PolynomialLink, degree_residuals, fit_polynomial
 from .simulate import RealisticSimulation, SimulationResult, simulate, simulate_bmode
 from .weights import Weights
+from .registration import RegistrationResult, register
 from .data import phantom, phantom3d, sample_pair, pelvis_mr
 
 __all__ = [
@@ -25,5 +26,5 @@ __all__ = [
     "fuse", "super_resolve", "ProgressBar", "despeckle", "FusionResult", "IterationState",
     "fit_polynomial", "degree_residuals", "PolynomialLink", "simulate", "SimulationResult",
     "Weights", "phantom", "phantom3d", "sample_pair", "pelvis_mr", "simulate_bmode",
-    "RealisticSimulation",
+    "RealisticSimulation", "register", "RegistrationResult",
 ]

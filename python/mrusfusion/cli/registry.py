@@ -9,7 +9,7 @@ from types import ModuleType
 from typing import Dict, Optional
 
 from .._version import __version__
-from . import batch, bench, demo, fuse, info, reproduce, simulate, sweep
+from . import batch, bench, demo, fuse, info, register, reproduce, simulate, sweep
 from .common import PROG, USER_ERRORS, HelpFormatter, fill
 
 __all__ = ["main", "build_parser", "COMMANDS", "EXTERNAL_COMMANDS"]
@@ -20,6 +20,7 @@ COMMANDS: Dict[str, ModuleType] = {
     "info": info,
     "demo": demo,
     "fuse": fuse,
+    "register": register,
     "simulate": simulate,
     "reproduce": reproduce,
     "sweep": sweep,

@@ -7,6 +7,8 @@ import json
 import numpy as np
 import pytest
 
+import mrusfusion
+
 from mrusfusion import cli, io
 from mrusfusion.cli.common import per_axis, ratio_value
 
@@ -68,16 +70,18 @@ def test_fuse_takes_volumes_with_ratios_from_the_spacings(tmp_path, capsys):
     status = main("fuse", mr_p, us_p, "-o", out, "--max-iter", 2, "--json", tmp_path / "x.json")
     captured = capsys.readouterr()
     assert "ratio 2,2,4 (from spacings)" in captured.out
-    if status == 0:  # an N-D engine: the output lives on the US grid with its affine
-        fused = io.load(out, volume=True)
-        assert fused.shape == (16, 16, 16)
-        np.testing.assert_allclose(fused.meta["affine"], us_affine)
-        assert json.loads((tmp_path / "x.json").read_text())["ratio"] == [2, 2, 4]
-    else:  # today's 2-D engine: a clear refusal, nothing written, no fake result
-        assert status == 2
-        err = captured.err.strip().splitlines()
-        assert len(err) == 1 and "fuse refused the volumes" in err[0] and "2-D" in err[0]
-        assert not out.exists()
+    assert status == 0, captured.err
+    fused = io.load(out, volume=True)  # on the US grid with its affine
+    assert fused.shape == (16, 16, 16)
+    np.testing.assert_allclose(fused.meta["affine"], us_affine)
+    assert json.loads((tmp_path / "x.json").read_text())["ratio"] == [2, 2, 4]
+    # The same as the library on the same arrays, with the US voxel size as `spacing`.
+    mr = io.load(mr_p, volume=True)
+    us = io.load(us_p, volume=True)
+    expected = mrusfusion.fuse(mr.data, us.data, ratio=(2, 2, 4), spacing=(0.5, 0.5, 1.0),
+                               max_iter=2, scan_direction=(1.0, 0.0, 0.0))
+    np.testing.assert_allclose(fused.data, expected.x, rtol=1e-6, atol=1e-6 * abs(
+        expected.x).max())
 
 
 def test_fuse_refuses_bad_volume_options_before_computing(tmp_path, capsys):

@@ -105,8 +105,7 @@ def fuse_pair(job: Dict[str, Any]) -> Dict[str, Any]:
     kwargs = dict(job["fuse_kwargs"])
     if pair.mask is not None:
         kwargs["mask"] = _image(pair.mask, "mask").data > 0
-    # prepared.ratio is a per-axis tuple for volumes; this reader loads 2-D images (an int)
-    res = fuse(prepared.mr, prepared.us, ratio=prepared.ratio,  # type: ignore[arg-type]
+    res = fuse(prepared.mr, prepared.us, ratio=prepared.ratio, spacing=prepared.us_spacing,
                threads=job["threads"], **kwargs)
     affine = prepared.us_affine
     for path, img in ((x_path, res.x), (v_path, res.v)):

@@ -28,8 +28,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
             "Volumes: a 3-D file (NIfTI volume, a folder holding a DICOM series, a 3-D .npy/"
             ".npz/.mat array) is read whole unless a slice is picked; two volumes are fused on "
             "the US grid with one ratio per axis, and a NIfTI output carries the US volume's "
-            "affine. (The fusion engine of this version may take 2-D images only; it then says "
-            "so, and --mr-slice/--us-slice fuse one slice.)\n\n"
+            "affine. The US voxel size, when known, weights the differences along each axis "
+            "(an anisotropic grid is fused in physical units).\n\n"
             "Decimation ratio: from the pixel spacings when both are known (from the files or "
             "--mr-spacing/--us-spacing), which must give one integer ratio per axis (or use "
             "--resample-us); else --ratio; else the shapes (US shape = ratio x MR shape). --crop "
@@ -149,14 +149,12 @@ def run(args) -> int:
         notes.append(f"field of view: {100 * pair.mask.mean():.1f}% of the US grid")
     say(args, pair.message.replace("ratio argument", "--ratio"), *notes)
     try:
-        res = fuse(mr, us, ratio=ratio, threads=args.threads,  # type: ignore[arg-type]
+        res = fuse(mr, us, ratio=ratio, threads=args.threads, spacing=pair.us_spacing,
                    progress=show_progress(args), mask=pair.mask, **options)
     except (ValueError, TypeError) as exc:
         if not volume:
             raise
-        hint = ("; this version's fusion engine takes 2-D images only: fuse one slice with "
-                "--mr-slice K --us-slice K" if "2-D" in str(exc) else "")
-        raise ValueError(f"fuse refused the volumes ({pair.message}): {exc}{hint}") from None
+        raise ValueError(f"fuse refused the volumes ({pair.message}): {exc}") from None
 
     written = []
     nifti = (".nii", ".nii.gz")

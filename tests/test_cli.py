@@ -333,3 +333,20 @@ def test_the_library_never_imports_the_command_line():
             "bench"} == set(cli.COMMANDS)
     for module in cli.COMMANDS.values():
         assert callable(module.add_parser) and callable(module.run)
+
+
+def test_fuse_register_records_the_transform(tmp_path):
+    from scipy import ndimage
+
+    sim = mrusfusion.simulate(mrusfusion.phantom((64, 64)), 2, seed=0)
+    moved = ndimage.shift(sim.us, (3.0, -2.0), order=3, mode="nearest")
+    np.save(tmp_path / "mr.npy", sim.mr)
+    np.save(tmp_path / "us.npy", moved)
+    proc = run("fuse", tmp_path / "mr.npy", tmp_path / "us.npy", "-o", tmp_path / "x.npy",
+               "--register", "translation", "--max-iter", 5, "--json", tmp_path / "f.json", "-q")
+    assert proc.returncode == 0, proc.stderr
+    reg = json.loads((tmp_path / "f.json").read_text())["registration"]
+    assert reg["transform"] == "translation"
+    np.testing.assert_allclose(np.array(reg["matrix"])[:2, 2], [3.0, -2.0], atol=0.5)
+    expected = mrusfusion.fuse(sim.mr, moved, register="translation", max_iter=5)
+    assert_same(np.load(tmp_path / "x.npy"), expected.x)

@@ -249,3 +249,22 @@ def test_result_says_how_much_each_image_carries_of_the_other():
     strong = mf.fuse(sim.mr, sim.us, max_iter=5, tau4=100 * w.tau4)
     assert strong.coupling_share > res.coupling_share
     assert strong.link_explained > res.link_explained
+
+
+def test_fuse_can_register_first_and_masks_what_the_moved_us_does_not_cover():
+    from scipy import ndimage
+
+    from mrusfusion.registration.register import register_for_fusion
+
+    sim = mf.simulate(mf.phantom((64, 64)), ratio=2, seed=0)
+    moved = ndimage.shift(sim.us, (3.0, -2.0), order=3, mode="nearest")
+    res = mf.fuse(sim.mr, moved, register="translation", max_iter=10)
+    m = res.registration.matrix
+    # The output point o is sampled at o + t of the moved US, so t undoes the shift.
+    np.testing.assert_allclose(m[:2, 2], [3.0, -2.0], atol=0.5)
+    us_reg, valid, _ = register_for_fusion(sim.mr, moved, transform="translation")
+    assert not valid.all()  # pixels outside the moved US's support are masked
+    direct = mf.fuse(sim.mr, us_reg, mask=valid, max_iter=10)
+    np.testing.assert_array_equal(res.x, direct.x)
+    with pytest.raises(ValueError, match="`register`"):
+        mf.fuse(sim.mr, moved, register="elastic")

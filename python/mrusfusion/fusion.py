@@ -46,6 +46,19 @@ def _rescaled(img: np.ndarray, scale: float, name: str) -> np.ndarray:
     return img
 
 
+def _register(mr, us, mask, ratio, register):
+    """``fuse(register=...)``: the US registered to the MR, and the mask of its support."""
+    transforms = ("translation", "rigid", "affine")
+    if register is True:
+        register = "rigid"
+    if not isinstance(register, str) or register not in transforms:
+        raise ValueError(f"`register` must be True, False or one of {transforms}, got "
+                         f"{register!r}")
+    from .registration.register import register_for_fusion
+
+    return register_for_fusion(mr, us, mask=mask, ratio=ratio, transform=register)
+
+
 def _degree_of(coeffs) -> int:
     """The degree whose link has as many coefficients as ``coeffs``."""
     n = np.size(coeffs)
@@ -71,7 +84,7 @@ def fuse(mr, us, psf=None, *, ratio=None, degree: Optional[int] = None,
          backtrack: float = 2.0, gamma2: float = 1.1, L0: Optional[float] = None,
          callback: Optional[Callable] = None, progress: bool = False,
          inertial: bool = True, refit_link: bool = False, threads: Optional[int] = None,
-         planner_effort: str = DEFAULT_PLANNER) -> FusionResult:
+         planner_effort: str = DEFAULT_PLANNER, register=False) -> FusionResult:
     """Fuse an MR image with a registered US image (El Mansouri et al. 2020).
 
     Super-resolves the MR image and despeckles the US image at once by minimising
@@ -174,6 +187,11 @@ def fuse(mr, us, psf=None, *, ratio=None, degree: Optional[int] = None,
         size, dtype and thread count in a process, since FFTW keeps what it learnt); its plans
         were up to 20-30% faster from 1200x1200 up, which pays off over several fusions of one
         size. Its choice depends on timings, so results may differ in the last bits between runs.
+    register : bool or {"translation", "rigid", "affine"}
+        Register the US to the MR first (:func:`mrusfusion.register`, by the link's explained
+        variance; ``True`` means ``"rigid"``), then fuse the registered US. The mask becomes
+        ``mask`` times the pixels the moved US covers (never zero-filled), and
+        ``res.registration`` holds the transform. A failed registration raises ``ValueError``.
 
     Returns
     -------
@@ -217,6 +235,9 @@ def fuse(mr, us, psf=None, *, ratio=None, degree: Optional[int] = None,
     ((32, 32), True)
     """
     t_start = time.perf_counter()
+    registration = None
+    if register is not False and register is not None:
+        us, mask, registration = _register(mr, us, mask, ratio, register)
     y_m = as_image(mr, "mr", ndims=(2, 3))
     y_u = as_image(us, "us", ndims=(2, 3))
     if y_m.ndim != y_u.ndim:
@@ -293,6 +314,7 @@ def fuse(mr, us, psf=None, *, ratio=None, degree: Optional[int] = None,
         weights=problem.weights, x_init=_rescaled(problem.x0, ms, "mr"), timings=timings,
         vstep_newton=out.vstep_newton, vstep_cg=out.vstep_cg, trials=out.trials,
         restarts=out.restarts, explained=out.explained, link_choice=problem.link_choice,
+        registration=registration,
         link_explained=explained)
 
 

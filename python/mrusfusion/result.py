@@ -3,7 +3,7 @@ after each iteration (:class:`IterationState`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Tuple, Union
+from typing import Any, Optional, Tuple, Union
 
 import numpy as np
 
@@ -66,6 +66,9 @@ class FusionResult:
     link_explained : float
         The share of the variance of the final ``v`` that ``f(x, g(x))`` explains (inside the
         mask): how much of ``v`` the MR accounts for.
+    registration : RegistrationResult or None
+        With ``fuse(register=...)``: the transform applied to the US (``matrix`` in the
+        ``scipy.ndimage.affine_transform`` convention), its similarity and message.
 
     Notes
     -----
@@ -98,6 +101,7 @@ class FusionResult:
     explained: np.ndarray = field(default_factory=lambda: np.zeros(0))
     link_choice: Optional[LinkChoice] = None
     link_explained: float = float("nan")
+    registration: Any = None
 
     @property
     def coupling_share(self) -> float:

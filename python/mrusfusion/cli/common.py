@@ -320,4 +320,15 @@ def fusion_summary(result, **context) -> dict:
         "objective": result.objective,
         "lipschitz": result.lipschitz,
         "timings": dict(result.timings),
+        "registration": _registration(result),
     }
+
+
+def _registration(result) -> Optional[dict]:
+    reg = getattr(result, "registration", None)
+    if reg is None:
+        return None
+    return {"transform": reg.transform, "matrix": np.asarray(reg.matrix).tolist(),
+            "convention": "scipy.ndimage.affine_transform: output point o of the registered US "
+                          "is sampled at matrix @ [o, 1] of the given US (US index coordinates)",
+            "similarity": reg.similarity, "success": reg.success, "message": reg.message}

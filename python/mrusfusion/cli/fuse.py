@@ -76,6 +76,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--fov-threshold", type=finite_float, metavar="T",
                    help="fuse only within the US field of view: the pixels above T, holes "
                         "filled (a fan or cone padded with zeros or tiny values; e.g. 1e-6)")
+    g.add_argument("--register", nargs="?", const="rigid", default=False,
+                   choices=("translation", "rigid", "affine"),
+                   help="register the US to the MR first (by the link's explained variance; "
+                        "default transform: rigid), then fuse; pixels the moved US does not "
+                        "cover are masked, and --json records the transform")
     g.add_argument("--mr-slice", type=int, metavar="K", help="image K of an MR stack/volume")
     g.add_argument("--us-slice", type=int, metavar="K", help="image K of a US stack/volume")
     g.add_argument("--mr-variable", metavar="NAME", help="array NAME of an MR .npz/.mat file")
@@ -150,7 +155,8 @@ def run(args) -> int:
     say(args, pair.message.replace("ratio argument", "--ratio"), *notes)
     try:
         res = fuse(mr, us, ratio=ratio, threads=args.threads, spacing=pair.us_spacing,
-                   progress=show_progress(args), mask=pair.mask, **options)
+                   progress=show_progress(args), mask=pair.mask, register=args.register,
+                   **options)
     except (ValueError, TypeError) as exc:
         if not volume:
             raise

@@ -11,6 +11,8 @@ import pytest
 from mrusfusion import io as mio
 from mrusfusion.io import Image, load, save
 
+from conftest import write_dicom
+
 
 @pytest.fixture
 def image():
@@ -269,43 +271,10 @@ def test_mat_v73_without_h5py_names_the_extra(tmp_path, image, monkeypatch):
 # --------------------------------------------------------------------------- DICOM
 
 
-def _dicom(path, pixels, **attrs):
-    pydicom = pytest.importorskip("pydicom")
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    frames = pixels.shape[0] if pixels.ndim == 3 else 1
-    ds.Rows, ds.Columns = pixels.shape[-2:]
-    if frames > 1:
-        ds.NumberOfFrames = frames
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 0
-    ds.PixelData = pixels.astype("<u2").tobytes()
-    for key, value in attrs.items():
-        setattr(ds, key, value)
-    if int(pydicom.__version__.split(".")[0]) >= 3:
-        ds.save_as(path, enforce_file_format=True)
-    else:  # pragma: no cover - pydicom 2.x
-        ds.is_little_endian, ds.is_implicit_VR = True, False
-        ds.save_as(path, write_like_original=False)
-    return path
-
-
 def test_dicom_mr_pixel_spacing_and_rescale(tmp_path):
     pytest.importorskip("pydicom")
     pixels = np.arange(6 * 9, dtype=np.uint16).reshape(6, 9)
-    path = _dicom(tmp_path / "mr.dcm", pixels, Modality="MR", PixelSpacing=[0.9, 1.1],
+    path = write_dicom(tmp_path / "mr.dcm", pixels, Modality="MR", PixelSpacing=[0.9, 1.1],
                   RescaleSlope=2.0, RescaleIntercept=-10.0)
     out = load(path)
     np.testing.assert_allclose(out.data, pixels * 2.0 - 10.0)
@@ -327,7 +296,7 @@ def test_dicom_us_region_spacing_is_cm(tmp_path):
     region.PhysicalDeltaX = 0.02  # cm per column = 0.2 mm
     region.PhysicalDeltaY = 0.015  # cm per row = 0.15 mm
     pixels = np.arange(6 * 9, dtype=np.uint16).reshape(6, 9)
-    path = _dicom(tmp_path / "us.dcm", pixels, Modality="US",
+    path = write_dicom(tmp_path / "us.dcm", pixels, Modality="US",
                   SequenceOfUltrasoundRegions=Sequence([region]))
     out = load(path)
     assert out.spacing == pytest.approx((0.15, 0.2))
@@ -339,7 +308,7 @@ def test_dicom_us_region_spacing_is_cm(tmp_path):
 def test_dicom_multiframe_needs_slice(tmp_path):
     pytest.importorskip("pydicom")
     frames = np.arange(3 * 4 * 5, dtype=np.uint16).reshape(3, 4, 5)
-    path = _dicom(tmp_path / "mf.dcm", frames, Modality="US", PixelSpacing=[0.5, 0.5])
+    path = write_dicom(tmp_path / "mf.dcm", frames, Modality="US", PixelSpacing=[0.5, 0.5])
     with pytest.raises(ValueError, match=r"\(3, 4, 5\)"):
         load(path)
     out = load(path, slice=2)

@@ -11,6 +11,8 @@ from mrusfusion.io import (Image, crop_to_ratio, field_of_view, load, prepare_pa
                            ratios_from_spacing, resample_to_ratio, save)
 from mrusfusion.io.geometry import resampled_affine
 
+from conftest import write_dicom
+
 RESECT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "resect-case2"
 
 
@@ -94,37 +96,10 @@ def test_multiframe_dicom_volume_takes_the_slice_step(tmp_path):
 
 
 def _dicom_slice(path, pixels, position, orientation, spacing, uid, **extra):
-    pydicom = pytest.importorskip("pydicom")
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.SeriesInstanceUID = uid
-    ds.Modality = "MR"
-    ds.Rows, ds.Columns = pixels.shape[-2:]
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 0
-    ds.PixelData = pixels.astype("<u2").tobytes()
-    ds.ImagePositionPatient = [float(v) for v in position]
-    ds.ImageOrientationPatient = [float(v) for v in orientation]
-    ds.PixelSpacing = [float(v) for v in spacing]
-    for key, value in extra.items():
-        setattr(ds, key, value)
-    if int(pydicom.__version__.split(".")[0]) >= 3:
-        ds.save_as(path, enforce_file_format=True)
-    else:  # pragma: no cover - pydicom 2.x
-        ds.is_little_endian, ds.is_implicit_VR = True, False
-        ds.save_as(path, write_like_original=False)
+    return write_dicom(path, pixels, SeriesInstanceUID=uid, Modality="MR",
+                       ImagePositionPatient=[float(x) for x in position],
+                       ImageOrientationPatient=[float(x) for x in orientation],
+                       PixelSpacing=[float(x) for x in spacing], **extra)
 
 
 def _write_series(folder, vol, *, step=2.5, spacing=(0.5, 0.8), shuffle=True):

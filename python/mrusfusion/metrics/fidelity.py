@@ -33,7 +33,7 @@ def rmse(estimate: np.ndarray, reference: np.ndarray) -> float:
     TypeError
         If an input is not a real numeric array.
     ValueError
-        If an input is not 2-D, is empty, contains NaN/inf, or the shapes differ.
+        If an input is not 2-D or 3-D, is empty, contains NaN/inf, or the shapes differ.
 
     Notes
     -----
@@ -83,7 +83,7 @@ def psnr(
     TypeError
         If an input is not a real numeric array, or ``data_range`` is not a number.
     ValueError
-        If an input is not 2-D, is empty, contains NaN/inf, the shapes differ, or the peak is
+        If an input is not 2-D or 3-D, is empty, contains NaN/inf, the shapes differ, or the peak is
         not positive (an all-nonpositive pair needs an explicit ``data_range``).
 
     Notes
@@ -145,7 +145,7 @@ def isnr(estimate: np.ndarray, reference: np.ndarray, observation: np.ndarray) -
     TypeError
         If an input is not a real numeric array.
     ValueError
-        If an input is not 2-D, is empty, contains NaN/inf, or the shapes differ.
+        If an input is not 2-D or 3-D, is empty, contains NaN/inf, or the shapes differ.
 
     Notes
     -----
